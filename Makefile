@@ -1,0 +1,48 @@
+# The two commands a new user runs: `make chat` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+INDEX ?= embeddings/default
+CORPUS ?= corpus
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: chat test eval bench lint format index setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: the CPU build on this machine's disk, never a CUDA download
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+index: $(STAMP)
+	$(VENV)/bin/release-qa index $(CORPUS) --index $(INDEX)
+
+chat: index
+	$(VENV)/bin/release-qa serve --index $(INDEX)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+eval: $(STAMP)
+	$(VENV)/bin/release-qa eval --suite standard --out evals/reports/latest
+
+bench: $(STAMP)
+	$(PY) -m evals.bench --out evals/reports/bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check qa app evals tests
+	$(VENV)/bin/ruff format --check qa app evals tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format qa app evals tests
+	$(VENV)/bin/ruff check --fix qa app evals tests
+
+clean:
+	rm -rf $(VENV) embeddings/default

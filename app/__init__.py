@@ -1,0 +1,1 @@
+"""The Gradio web chat over ``qa.Assistant``."""

@@ -1,0 +1,144 @@
+"""The ``release-qa`` command line: index, ask, serve (and eval, when installed)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_INDEX = "embeddings/default"
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="date_from", type=_date, help="only releases on or after this date")
+    p.add_argument("--to", dest="date_to", type=_date, help="only releases on or before this date")
+    p.add_argument("--source", action="append", help="only releases from this source (repeatable)")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from qa import ChunkerSettings, update_index
+
+    report = update_index(
+        args.index,
+        args.paths,
+        chunker=ChunkerSettings(max_tokens=args.max_tokens),
+        strict=args.strict,
+        progress=not args.quiet,
+    )
+    for s in report.skipped:
+        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+    state = "up to date" if report.up_to_date else ("rebuilt" if report.rebuilt else "updated")
+    print(
+        f"{report.path}: {state}; {report.releases} releases read, {len(report.skipped)} skipped, "
+        f"{report.added} added, {report.removed} removed; {report.passages} passages, "
+        f"{report.sentences} sentences; {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from qa import Assistant, Filters
+    from qa.serialize import answer_to_dict
+
+    assistant = Assistant.load(args.index)
+    filters = Filters(args.date_from, args.date_to, tuple(args.source) if args.source else None)
+    answer = assistant.ask(args.question, k=args.k, filters=filters)
+    if args.json:
+        print(json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2))
+        return 0
+    if answer.text is None or answer.citation is None:
+        print("The releases I have don't answer this.")
+        for h in answer.hits[:3]:
+            print(f"  closest: {h.release.title} [{h.release.path}] ({h.score:.2f})")
+        return 0
+    c = answer.citation
+    print(f"“{answer.text}”")
+    if answer.sentence and answer.sentence != answer.text:
+        print(f"  in: “{answer.sentence}”")
+    print()
+    print(f"— {c.title}")
+    print(f"  date: {c.date.isoformat() if c.date else 'unknown'}; source: {c.source or 'unknown'}")
+    if c.url:
+        print(f"  url: {c.url}")
+    print(f"  file: {c.path}, characters {c.start}-{c.end}; score {answer.score:.2f}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from app.chat import serve
+
+    serve(args.index, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="release-qa", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress and decisions")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update an index of releases")
+    p.add_argument("paths", nargs="+", help="files or folders of releases")
+    p.add_argument("--index", default=DEFAULT_INDEX, help=f"index folder (default {DEFAULT_INDEX})")
+    p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
+    p.add_argument("--max-tokens", type=int, default=192, help="passage budget in model tokens")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer a question with a quote and its citation")
+    p.add_argument("question")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("-k", type=int, default=10, help="passages to retrieve")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_filters(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="serve the web chat")
+    p.add_argument("--index", default=DEFAULT_INDEX)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
+
+    try:
+        from qa.evaluation.cli import add_eval_parser
+    except ImportError:
+        pass
+    else:
+        add_eval_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("faiss.loader", "sentence_transformers", "httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from qa import QAIndexError, ReleaseError
+
+    try:
+        return int(args.func(args))
+    except (QAIndexError, ReleaseError, ValueError, FileNotFoundError) as e:
+        print(f"release-qa: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""The index: FAISS vectors for passages and sentences, a SQLite store, a manifest.
+
+On disk an index is a folder::
+
+    <path>/current -> snapshots/<stamp>     (a symlink, swapped atomically)
+    <path>/snapshots/<stamp>/manifest.json
+                            /passages.faiss  (IndexIDMap2 over IndexFlatIP)
+                            /sentences.faiss
+                            /store.sqlite
+    <path>/.lock                            (held by a writer)
+
+A save builds a new snapshot and then swaps the symlink, so a crash leaves the
+previous index whole and readers never see half an index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from qa.chunking import Chunker, ChunkerSettings
+from qa.embedding import Embedder
+from qa.store import read_store, write_store
+from qa.types import Passage, Release, Sentence
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "release-qa-index"
+FORMAT_VERSION = 1
+TITLE_WORDS = 32
+
+
+class QAIndexError(RuntimeError):
+    """An index that cannot be loaded or written; the message says why and what to do."""
+
+
+def vector_id(key: str) -> int:
+    """A positive int64 FAISS id from a content key, stable across rebuilds."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 4
+
+
+def sentence_key(s: Sentence) -> str:
+    return f"{s.release_id}:s:{s.start}:{s.end}"
+
+
+def passage_embedding_text(release: Release, passage: Passage) -> str:
+    """What the encoder sees for a passage: its release's title, then the passage.
+
+    Questions often name the event or the year, which the title holds and the
+    passage may not.
+    """
+    title = " ".join(release.title.split()[:TITLE_WORDS])
+    return f"{title}\n{passage.text}"
+
+
+def corpus_fingerprint(release_ids: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(release_ids)).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    model: str
+    dimension: int
+    chunker: dict[str, Any]
+    fingerprint: str
+    releases: int
+    passages: int
+    sentences: int
+    sources: tuple[str, ...]
+    created_at: str
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        d = {
+            "format": self.format,
+            "format_version": self.format_version,
+            "model": {"name": self.model, "dimension": self.dimension},
+            "chunker": self.chunker,
+            "corpus": {
+                "fingerprint": self.fingerprint,
+                "releases": self.releases,
+                "passages": self.passages,
+                "sentences": self.sentences,
+                "sources": list(self.sources),
+            },
+            "created_at": self.created_at,
+        }
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: Path) -> Manifest:
+        try:
+            d = json.loads(text)
+            if d.get("format") != FORMAT:
+                raise QAIndexError(f"{where} is not a release-qa index manifest")
+            if d.get("format_version") != FORMAT_VERSION:
+                raise QAIndexError(
+                    f"index at {where.parent} has format version {d.get('format_version')!r}; "
+                    f"this release-qa reads version {FORMAT_VERSION}"
+                )
+            c = d["corpus"]
+            return cls(
+                model=d["model"]["name"],
+                dimension=int(d["model"]["dimension"]),
+                chunker=dict(d["chunker"]),
+                fingerprint=c["fingerprint"],
+                releases=int(c["releases"]),
+                passages=int(c["passages"]),
+                sentences=int(c["sentences"]),
+                sources=tuple(c.get("sources", ())),
+                created_at=d["created_at"],
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e})") from None
+
+
+def _flat(dimension: int) -> faiss.IndexIDMap2:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+class Index:
+    """Releases, their passages and sentences, and the vectors of both.
+
+    Built with ``Index.build`` (or grown with ``add``), persisted with ``save`` and
+    read back with ``Index.load``; searching lives in ``qa.retrieval``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        dimension: int,
+        chunker: ChunkerSettings,
+        releases: dict[str, Release] | None = None,
+        passages: dict[int, Passage] | None = None,
+        sentences: dict[int, Sentence] | None = None,
+        passage_vectors: faiss.IndexIDMap2 | None = None,
+        sentence_vectors: faiss.IndexIDMap2 | None = None,
+        sources: Sequence[str] = (),
+    ):
+        self.model = model
+        self.dimension = dimension
+        self.chunker = chunker
+        self.releases = releases if releases is not None else {}
+        self.passages = passages if passages is not None else {}
+        self.sentences = sentences if sentences is not None else {}
+        self.passage_vectors = passage_vectors if passage_vectors is not None else _flat(dimension)
+        self.sentence_vectors = sentence_vectors if sentence_vectors is not None else _flat(dimension)
+        self.sources = tuple(sources)
+        self._sentence_ids = {sentence_key(s): fid for fid, s in self.sentences.items()}
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def empty(cls, embedder: Embedder, chunker: ChunkerSettings | None = None) -> Index:
+        return cls(
+            model=embedder.name,
+            dimension=embedder.dimension,
+            chunker=chunker if chunker is not None else ChunkerSettings(),
+        )
+
+    @classmethod
+    def build(
+        cls,
+        releases: Sequence[Release],
+        embedder: Embedder,
+        chunker: ChunkerSettings | None = None,
+        *,
+        sources: Sequence[str] = (),
+        progress: bool = False,
+    ) -> Index:
+        index = cls.empty(embedder, chunker)
+        index.sources = tuple(sources)
+        index.add(releases, embedder, progress=progress)
+        return index
+
+    def check_embedder(self, embedder: Embedder) -> None:
+        if embedder.name != self.model or embedder.dimension != self.dimension:
+            raise QAIndexError(
+                f"index was built with model {self.model!r} (dimension {self.dimension}) but the "
+                f"embedder is {embedder.name!r} (dimension {embedder.dimension}); rebuild the index"
+            )
+
+    def add(
+        self, releases: Sequence[Release], embedder: Embedder, *, progress: bool = False
+    ) -> list[Release]:
+        """Chunk, embed and add releases not yet indexed; returns those added."""
+        self.check_embedder(embedder)
+        new: dict[str, Release] = {}
+        for r in releases:
+            if r.id not in self.releases and r.id not in new:
+                new[r.id] = r
+        if not new:
+            return []
+        chunker = Chunker(self.chunker, embedder.count_tokens)
+        passages: list[Passage] = []
+        sentences: list[Sentence] = []
+        items: Iterable[Release] = new.values()
+        if progress:
+            from tqdm.auto import tqdm
+
+            items = tqdm(list(items), desc="chunking", unit="release")
+        for r in items:
+            sents = chunker.sentences(r)
+            sentences.extend(sents)
+            passages.extend(chunker.chunk(r, sents))
+        texts = [passage_embedding_text(new[p.release_id], p) for p in passages]
+        if progress:
+            logger.info("embedding %d passages and %d sentences", len(passages), len(sentences))
+        pvec = embedder.encode(texts, progress=progress)
+        svec = embedder.encode([s.text for s in sentences], progress=progress)
+        pids = np.array([vector_id(p.id) for p in passages], dtype=np.int64)
+        sids = np.array([vector_id(sentence_key(s)) for s in sentences], dtype=np.int64)
+        self._check_ids(pids, self.passages, "passage")
+        self._check_ids(sids, self.sentences, "sentence")
+        self.releases.update(new)
+        if len(pids):
+            self.passage_vectors.add_with_ids(pvec, pids)
+        if len(sids):
+            self.sentence_vectors.add_with_ids(svec, sids)
+        for fid, p in zip(pids.tolist(), passages, strict=True):
+            self.passages[fid] = p
+        for fid, s in zip(sids.tolist(), sentences, strict=True):
+            self.sentences[fid] = s
+            self._sentence_ids[sentence_key(s)] = fid
+        return list(new.values())
+
+    @staticmethod
+    def _check_ids(ids: np.ndarray, existing: dict[int, Any], what: str) -> None:
+        if len(set(ids.tolist())) != len(ids) or any(int(i) in existing for i in ids):
+            raise QAIndexError(f"{what} id collision while adding; this is a bug, please report it")
+
+    def remove(self, release_ids: Iterable[str]) -> int:
+        """Drop releases with their passages, sentences and vectors; returns how many."""
+        gone = {rid for rid in release_ids if rid in self.releases}
+        if not gone:
+            return 0
+        pids = [fid for fid, p in self.passages.items() if p.release_id in gone]
+        sids = [fid for fid, s in self.sentences.items() if s.release_id in gone]
+        self.passage_vectors.remove_ids(np.array(pids, dtype=np.int64))
+        self.sentence_vectors.remove_ids(np.array(sids, dtype=np.int64))
+        for fid in pids:
+            del self.passages[fid]
+        for fid in sids:
+            del self._sentence_ids[sentence_key(self.sentences.pop(fid))]
+        for rid in gone:
+            del self.releases[rid]
+        return len(gone)
+
+    def sync(
+        self, releases: Sequence[Release], embedder: Embedder, *, progress: bool = False
+    ) -> tuple[int, int]:
+        """Make the index hold exactly ``releases``: embed only new ones, drop missing ones."""
+        keep = {r.id for r in releases}
+        removed = self.remove([rid for rid in self.releases if rid not in keep])
+        added = self.add(releases, embedder, progress=progress)
+        return len(added), removed
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def fingerprint(self) -> str:
+        return corpus_fingerprint(self.releases)
+
+    def sentence_id(self, s: Sentence) -> int:
+        return self._sentence_ids[sentence_key(s)]
+
+    def sentence_vectors_of(self, sentences: Sequence[Sentence]) -> np.ndarray:
+        if not sentences:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        ids = np.array([self.sentence_id(s) for s in sentences], dtype=np.int64)
+        return self.sentence_vectors.reconstruct_batch(ids)
+
+    def manifest(self) -> Manifest:
+        return Manifest(
+            model=self.model,
+            dimension=self.dimension,
+            chunker=self.chunker.to_dict(),
+            fingerprint=self.fingerprint,
+            releases=len(self.releases),
+            passages=len(self.passages),
+            sentences=len(self.sentences),
+            sources=self.sources,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike[str], *, locked: bool = False) -> Path:
+        """Write a new snapshot and swap it in atomically; returns the snapshot folder.
+
+        ``locked=True`` means the caller already holds ``writer_lock(path)``.
+        """
+        root = Path(path)
+        (root / "snapshots").mkdir(parents=True, exist_ok=True)
+        with contextlib.nullcontext() if locked else writer_lock(root):
+            snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
+            try:
+                faiss.write_index(self.passage_vectors, str(snap / "passages.faiss"))
+                faiss.write_index(self.sentence_vectors, str(snap / "sentences.faiss"))
+                write_store(
+                    snap / "store.sqlite",
+                    self.releases.values(),
+                    self.passages.items(),
+                    self.sentences.items(),
+                )
+                (snap / "manifest.json").write_text(self.manifest().to_json(), encoding="utf-8")
+                for f in snap.iterdir():
+                    _fsync(f)
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+                final = root / "snapshots" / stamp
+                os.rename(snap, final)
+            except BaseException:
+                shutil.rmtree(snap, ignore_errors=True)
+                raise
+            link_tmp = root / f".current-{os.getpid()}"
+            with contextlib.suppress(FileNotFoundError):
+                link_tmp.unlink()
+            os.symlink(Path("snapshots") / stamp, link_tmp)
+            os.replace(link_tmp, root / "current")
+            _fsync(root)
+            for old in (root / "snapshots").iterdir():
+                if old.name != stamp:
+                    shutil.rmtree(old, ignore_errors=True)
+        logger.info("saved index to %s", final)
+        return final
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
+        """Load an index; refuses (with the reason) a missing, damaged or mismatched one."""
+        root = Path(path)
+        snap = resolve_snapshot(root)
+        manifest = read_manifest(root)
+        if embedder is not None and (embedder.name, embedder.dimension) != (
+            manifest.model,
+            manifest.dimension,
+        ):
+            raise QAIndexError(
+                f"index at {root} was built with model {manifest.model!r} (dimension "
+                f"{manifest.dimension}), not {embedder.name!r} (dimension {embedder.dimension}); "
+                f"rebuild it with: release-qa index <folders> --index {root}"
+            )
+        try:
+            pvec = faiss.read_index(str(snap / "passages.faiss"))
+            svec = faiss.read_index(str(snap / "sentences.faiss"))
+            releases, passages, sentences = read_store(snap / "store.sqlite")
+        except Exception as e:
+            raise QAIndexError(
+                f"index at {root} is damaged ({type(e).__name__}: {e}); "
+                f"rebuild it with: release-qa index <folders> --index {root}"
+            ) from None
+        counts = (len(releases), pvec.ntotal, len(passages), svec.ntotal, len(sentences))
+        want = (
+            manifest.releases,
+            manifest.passages,
+            manifest.passages,
+            manifest.sentences,
+            manifest.sentences,
+        )
+        if counts != want or pvec.d != manifest.dimension or svec.d != manifest.dimension:
+            raise QAIndexError(
+                f"index at {root} does not match its manifest (counts {counts}, expected {want}); "
+                f"rebuild it with: release-qa index <folders> --index {root}"
+            )
+        try:
+            chunker = ChunkerSettings(
+                max_tokens=int(manifest.chunker["max_tokens"]),
+                overlap_sentences=int(manifest.chunker["overlap_sentences"]),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise QAIndexError(f"index at {root} has bad chunker settings in its manifest ({e})") from None
+        return cls(
+            model=manifest.model,
+            dimension=manifest.dimension,
+            chunker=chunker,
+            releases=releases,
+            passages=passages,
+            sentences=sentences,
+            passage_vectors=pvec,
+            sentence_vectors=svec,
+            sources=manifest.sources,
+        )
+
+
+def resolve_snapshot(root: Path) -> Path:
+    current = root / "current"
+    if not current.exists():
+        if root.exists():
+            raise QAIndexError(
+                f"no index at {root} (no 'current' snapshot); build one with: "
+                f"release-qa index <folders> --index {root}"
+            )
+        raise QAIndexError(f"no index at {root}; build one with: release-qa index <folders> --index {root}")
+    return current.resolve()
+
+
+def read_manifest(root: Path) -> Manifest:
+    snap = resolve_snapshot(root)
+    mpath = snap / "manifest.json"
+    try:
+        text = mpath.read_text(encoding="utf-8")
+    except OSError as e:
+        raise QAIndexError(f"index at {root} has no readable manifest ({e.strerror})") from None
+    return Manifest.from_json(text, mpath)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """One writer at a time per index folder; a second one is refused, not queued."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                raise QAIndexError(
+                    f"another process (pid {holder}) is writing the index at {root}; "
+                    "wait for it to finish and try again"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,389 @@
+"""Reading releases from files and folders.
+
+Supported: Markdown with YAML front matter, plain text, HTML, PDF, JSON and JSONL.
+A file that cannot be read becomes a ``Skipped`` entry with a one-line reason,
+so one bad file never costs the rest of a batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qa.types import Release, content_hash
+
+logger = logging.getLogger(__name__)
+
+SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".json", ".jsonl")
+MAX_BYTES = 50 * 1024 * 1024
+"""Files above this size are refused (a release is rarely over 1 MB)."""
+
+_KNOWN_KEYS = ("title", "date", "source", "url", "text")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
+
+
+class ReleaseError(ValueError):
+    """A file (or record) that cannot be read as a release; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReport:
+    releases: tuple[Release, ...]
+    skipped: tuple[Skipped, ...]
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode_bytes(data: bytes, name: str = "<bytes>") -> str:
+    """UTF-8 first; otherwise the encoding charset-normalizer detects.
+
+    Binary data (NUL bytes, or mostly control characters) is refused.
+    """
+    if not data.strip():
+        raise ReleaseError("empty file")
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ReleaseError("binary file (contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data).best()
+        if best is None:
+            raise ReleaseError("not text: no character encoding fits its bytes") from None
+        encoding = best.encoding
+        # Short Western texts are ambiguous among single-byte code pages; releases in
+        # English come from Windows far more often than from Central Europe.
+        if encoding.startswith(("cp125", "iso8859", "latin", "mac_")):
+            try:
+                text, encoding = data.decode("cp1252"), "cp1252"
+            except UnicodeDecodeError:
+                text = str(best)
+        else:
+            text = str(best)
+        logger.warning("%s: not UTF-8, decoded as %s", name, encoding)
+    controls = sum(1 for c in text[:4096] if ord(c) < 32 and c not in "\n\r\t\f")
+    if controls > 0.05 * min(len(text), 4096):
+        raise ReleaseError("binary file (mostly control characters), not text")
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return text.strip()
+
+
+def _parse_date(value: Any) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise ReleaseError(f"date {value!r} is not a date (expected YYYY-MM-DD)")
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def make_release(
+    text: str,
+    *,
+    path: str,
+    title: str | None = None,
+    date: Any = None,
+    source: Any = None,
+    url: Any = None,
+    metadata: dict[str, Any] | None = None,
+) -> Release:
+    """Build a validated ``Release``; its id is a hash of its text."""
+    text = _normalize(text)
+    if not text:
+        raise ReleaseError("no text")
+    if title is None or not str(title).strip():
+        first = next(line for line in text.split("\n") if line.strip())
+        title = first.strip().lstrip("#").strip()[:200]
+    url_s = _str_or_none(url)
+    if url_s is not None and not re.match(r"^https?://", url_s, re.I):
+        logger.warning("%s: url %r is not http(s); dropped", path, url_s)
+        url_s = None
+    meta = tuple(sorted((str(k), _meta_value(v)) for k, v in (metadata or {}).items()))
+    return Release(
+        id=content_hash(text),
+        text=text,
+        title=" ".join(str(title).split()),
+        path=path,
+        date=_parse_date(date),
+        source=_str_or_none(source),
+        url=url_s,
+        metadata=meta,
+    )
+
+
+def _meta_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def _read_markdown(data: bytes, name: str) -> list[Release]:
+    text = decode_bytes(data, name)
+    fields: dict[str, Any] = {}
+    m = _FRONT_MATTER.match(text)
+    if m:
+        try:
+            loaded = yaml.safe_load(m.group(1))
+        except yaml.YAMLError as e:
+            reason = str(e).splitlines()[0]
+            raise ReleaseError(f"front matter is not valid YAML ({reason})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ReleaseError("front matter is not a YAML mapping of keys to values")
+        fields = loaded or {}
+        text = text[m.end() :]
+    return [_from_fields(fields, text, name)]
+
+
+def _from_fields(fields: dict[str, Any], text: str, name: str) -> Release:
+    extra = {k: v for k, v in fields.items() if k not in _KNOWN_KEYS}
+    return make_release(
+        text,
+        path=name,
+        title=_str_or_none(fields.get("title")),
+        date=fields.get("date"),
+        source=fields.get("source"),
+        url=fields.get("url"),
+        metadata=extra,
+    )
+
+
+def _read_text(data: bytes, name: str) -> list[Release]:
+    return [make_release(decode_bytes(data, name), path=name)]
+
+
+def _read_html(data: bytes, name: str) -> list[Release]:
+    import trafilatura
+
+    html = decode_bytes(data, name)
+    text = trafilatura.extract(
+        html, include_comments=False, include_tables=True, favor_recall=True, deduplicate=False
+    )
+    if not text or not text.strip():
+        raise ReleaseError("HTML holds no readable text (only scripts, styles or markup)")
+    meta = trafilatura.extract_metadata(html)
+    title = meta.title if meta is not None else None
+    date = meta.date if meta is not None else None
+    url = meta.url if meta is not None else None
+    source = (meta.sitename or meta.author) if meta is not None else None
+    try:
+        date_value = _parse_date(date)
+    except ReleaseError:
+        date_value = None
+    return [make_release(text, path=name, title=title, date=date_value, source=source, url=url)]
+
+
+def _read_pdf(data: bytes, name: str) -> list[Release]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise ReleaseError("PDF is encrypted with a password")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        info = reader.metadata
+    except ReleaseError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as e:
+        raise ReleaseError(f"not a readable PDF ({e})") from None
+    except Exception as e:  # pypdf raises many kinds on broken files
+        if "crypt" in str(e).lower():
+            raise ReleaseError("PDF is encrypted") from None
+        raise ReleaseError(f"not a readable PDF ({type(e).__name__}: {e})") from None
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        raise ReleaseError("PDF has no extractable text (image-only or scanned?)")
+    title = getattr(info, "title", None) if info is not None else None
+    return [make_release(text, path=name, title=title)]
+
+
+def _records_from_json(obj: Any, name: str) -> list[Release]:
+    records = obj if isinstance(obj, list) else [obj]
+    out = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
+            raise ReleaseError(f"record {i} is not an object with a 'text' string")
+        out.append(_from_fields(rec, rec["text"], f"{name}#{i}" if len(records) > 1 else name))
+    return out
+
+
+def _read_json(data: bytes, name: str) -> list[Release]:
+    try:
+        obj = json.loads(decode_bytes(data, name))
+    except json.JSONDecodeError as e:
+        raise ReleaseError(f"invalid JSON ({e})") from None
+    return _records_from_json(obj, name)
+
+
+_READERS = {
+    ".md": _read_markdown,
+    ".markdown": _read_markdown,
+    ".txt": _read_text,
+    ".html": _read_html,
+    ".htm": _read_html,
+    ".pdf": _read_pdf,
+    ".json": _read_json,
+}
+
+
+def read_bytes(data: bytes, name: str) -> list[Release]:
+    """Read releases from the bytes of one file named ``name`` (its suffix picks the format)."""
+    suffix = Path(name).suffix.lower()
+    if suffix == ".jsonl":
+        releases, skipped = _read_jsonl(data, name)
+        if skipped:
+            raise ReleaseError("; ".join(s.reason for s in skipped))
+        return releases
+    reader = _READERS.get(suffix)
+    if reader is None:
+        raise ReleaseError(f"unsupported file type {suffix!r} (supported: {', '.join(SUFFIXES)})")
+    return reader(data, name)
+
+
+def _read_jsonl(data: bytes, name: str) -> tuple[list[Release], list[Skipped]]:
+    """JSONL: a broken line skips that line only."""
+    text = decode_bytes(data, name)
+    releases: list[Release] = []
+    skipped: list[Skipped] = []
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{name}#L{lineno}"
+        try:
+            rec = json.loads(line)
+            releases.extend(_records_from_json(rec, where))
+        except json.JSONDecodeError as e:
+            skipped.append(Skipped(where, f"line {lineno} is not valid JSON ({e.msg})"))
+        except ReleaseError as e:
+            skipped.append(Skipped(where, f"line {lineno}: {e}"))
+    if not releases and not skipped:
+        raise ReleaseError("empty file")
+    return releases, skipped
+
+
+def read_file(path: str | os.PathLike[str], name: str | None = None) -> list[Release]:
+    """Read one file; raises ``ReleaseError`` saying why it cannot be read."""
+    p = Path(path)
+    name = name if name is not None else p.name
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise ReleaseError(f"cannot read ({e.strerror})") from None
+    if size > MAX_BYTES:
+        raise ReleaseError(f"file is {size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ReleaseError(f"cannot read ({e.strerror})") from None
+    return read_bytes(data, name)
+
+
+# ---------------------------------------------------------------- folders
+
+
+def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, str]]:
+    """Yield (file, name) for supported files under ``paths``, sorted, without following
+    symlinked folders (no loops). ``name`` is the path relative to the root's parent, so
+    ``corpus/a.md`` stays ``corpus/a.md`` wherever the command runs."""
+    for root in paths:
+        r = Path(root)
+        if r.is_file():
+            yield r, r.name
+            continue
+        if not r.is_dir():
+            raise FileNotFoundError(f"no such file or folder: {str(root)!r}")
+        base = r.resolve().name
+        for dirpath, dirnames, filenames in os.walk(r, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for f in sorted(filenames):
+                fp = Path(dirpath, f)
+                if f.startswith(".") or fp.suffix.lower() not in SUFFIXES:
+                    continue
+                yield fp, str(Path(base, fp.relative_to(r)).as_posix())
+
+
+def read_releases(
+    paths: Iterable[str | os.PathLike[str]],
+    *,
+    strict: bool = False,
+    progress: bool = False,
+) -> ReadReport:
+    """Read every release under ``paths``. Duplicates (same text) are kept once.
+
+    With ``strict`` the first unreadable file raises ``ReleaseError``.
+    """
+    files = list(iter_files(paths))
+    if progress:
+        from tqdm.auto import tqdm
+
+        files = tqdm(files, desc="reading", unit="file")
+    releases: dict[str, Release] = {}
+    skipped: list[Skipped] = []
+
+    def skip(name: str, reason: str) -> None:
+        if strict:
+            raise ReleaseError(f"{name}: {reason}")
+        logger.warning("skipped %s: %s", name, reason)
+        skipped.append(Skipped(name, reason))
+
+    for fp, name in files:
+        try:
+            if fp.suffix.lower() == ".jsonl":
+                got, bad = _read_jsonl(fp.read_bytes(), name) if fp.stat().st_size else ([], [])
+                if not got and not bad:
+                    raise ReleaseError("empty file")
+                for s in bad:
+                    skip(s.path, s.reason)
+            else:
+                got = read_file(fp, name)
+        except ReleaseError as e:
+            skip(name, str(e))
+            continue
+        except OSError as e:
+            skip(name, f"cannot read ({e.strerror or e})")
+            continue
+        for rel in got:
+            if rel.id in releases:
+                skip(rel.path, f"duplicate of {releases[rel.id].path} (same text)")
+            else:
+                releases[rel.id] = rel
+    return ReadReport(tuple(releases.values()), tuple(skipped))

@@ -1,0 +1,103 @@
+"""End-to-end tests with the real packaged model over the seed and a few shared releases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qa import Assistant, SentenceTransformerEmbedder, update_index
+from tests.conftest import SEED, SHARED_CORPUS, need_shared
+
+pytestmark = pytest.mark.model
+
+SHARED_PICKS = [
+    "hhs-2018-10-15-anthem-pays-ocr-16-million-record-hipaa-settlement-following-largest-health-data.md",
+    "wh-2021-10-14-joint-statement-of-the-ministers-and-representatives-from-the-counter-ransomware-initi.md",
+    "wh-2023-11-01-international-counter-ransomware-initiative-2023-joint-statement.md",
+]
+
+
+@pytest.fixture(scope="module")
+def model_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_shared(SHARED_CORPUS)
+    src = tmp_path_factory.mktemp("src") / "picked"
+    src.mkdir()
+    for name in SHARED_PICKS:
+        shutil.copy(SHARED_CORPUS / name, src / name)
+    idx = tmp_path_factory.mktemp("idx") / "index"
+    report = update_index(idx, [SEED, src], embedder=SentenceTransformerEmbedder())
+    assert report.releases == 4 and not report.skipped
+    return idx
+
+
+@pytest.fixture(scope="module")
+def assistant(model_index: Path) -> Assistant:
+    return Assistant.load(model_index)
+
+
+def test_amcc_chair_from_seed(assistant: Assistant) -> None:
+    a = assistant.ask("Who chaired the AMCC?")
+    assert a.citation is not None and a.text is not None
+    release = assistant.index.releases[a.citation.release_id]
+    assert release.path.startswith("corpus/")
+    quoted = release.text[a.citation.start : a.citation.end]
+    assert quoted == a.text
+    assert "Dr Yaacob Ibrahim" in (a.sentence or "")
+    assert a.citation.source == "Cyber Security Agency of Singapore"
+
+
+def test_right_release_among_similar_ones(assistant: Assistant) -> None:
+    a = assistant.ask("How much did Anthem pay to settle the HIPAA violations?")
+    assert a.citation is not None and "anthem" in a.citation.path
+    assert "$16 million" in (a.sentence or "")
+
+
+def test_unrelated_question_is_declined(assistant: Assistant) -> None:
+    a = assistant.ask("What is the recipe for banana bread?")
+    assert a.text is None
+
+
+def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
+    exe = [sys.executable, "-m", "qa.cli"]
+    out = subprocess.run(
+        [*exe, "ask", "Who chaired the AMCC?", "--index", str(model_index), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    d = json.loads(out.stdout)
+    assert d["question"] == "Who chaired the AMCC?"
+    c = d["answer"]["citation"]
+    text = (SEED / "csa-asean-ministerial-conference-on-cybersecurity-2017.md").read_text()
+    assert d["answer"]["text"] in text and c["path"].startswith("corpus/")
+    assert d["passages"] and all(
+        {"release_id", "start", "end", "text", "score"} <= set(p) for p in d["passages"]
+    )
+
+    plain = subprocess.run(
+        [*exe, "ask", "Who chaired the AMCC?", "--index", str(model_index)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Dr Yaacob Ibrahim" in plain.stdout and "characters" in plain.stdout
+
+    idx = tmp_path / "idx"
+    built = subprocess.run(
+        [*exe, "index", str(SEED), "--index", str(idx), "-q"], capture_output=True, text=True, check=True
+    )
+    assert "1 releases read, 0 skipped, 1 added" in built.stdout
+    again = subprocess.run(
+        [*exe, "index", str(SEED), "--index", str(idx), "-q"], capture_output=True, text=True, check=True
+    )
+    assert "up to date" in again.stdout
+
+    missing = subprocess.run(
+        [*exe, "ask", "x", "--index", str(tmp_path / "none")], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "no index at" in missing.stderr
