@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index import Index, QAIndexError, writer_lock
 from qa.releases import ReadReport, Skipped, read_releases
 from qa.retrieval import Filters, Retriever
-from qa.types import Answer, Hit
+from qa.types import Answer, Hit, Passage, Release, content_hash
 
 logger = logging.getLogger(__name__)
 
@@ -139,25 +140,100 @@ class Assistant:
         embedder: Embedder | None = None,
         *,
         k: int = 10,
+        retrieval: str = "hybrid",
         answerer: AnswererSettings | None = None,
+        path: str | os.PathLike[str] | None = None,
     ):
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
-        self.retriever = Retriever(index, self.embedder, k=k)
+        self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval)
         self.answerer = Answerer(index, answerer)
+        self.path = Path(path) if path is not None else None
+        self._write_lock = threading.Lock()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None, **kwargs: Any) -> Assistant:
         emb = embedder if embedder is not None else SentenceTransformerEmbedder()
-        return cls(Index.load(path, emb), emb, **kwargs)
+        return cls(Index.load(path, emb), emb, path=path, **kwargs)
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        return self.retriever.search(_check_question(query), k=k, filters=filters)
+    # ------------------------------------------------------------ adding releases
+
+    def add_releases(self, releases: Sequence[Release], *, save: bool = True) -> list[Release]:
+        """Index new releases now (no rebuild) and, when loaded from disk, persist them.
+
+        Returns the releases actually added (ones already indexed are skipped).
+        """
+        with self._write_lock:
+            added = self.index.add(releases, self.embedder)
+            if added and save and self.path is not None:
+                self.index.save(self.path)
+            return added
+
+    def add_files(
+        self, paths: Sequence[str | os.PathLike[str]], *, save: bool = True
+    ) -> tuple[list[Release], tuple[Skipped, ...]]:
+        """Read files or folders and add their releases; unreadable files come back as ``Skipped``."""
+        report = read_releases(paths)
+        added = self.add_releases(report.releases, save=save)
+        added_ids = {r.id for r in added}
+        dupes = tuple(
+            Skipped(r.path, "already indexed (same text)") for r in report.releases if r.id not in added_ids
+        )
+        return added, report.skipped + dupes
+
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None, *, mode: str | None = None
+    ) -> list[Hit]:
+        """Top passages with scores; ``mode`` is hybrid, dense or bm25 (default: the assistant's)."""
+        return self.search_batch([query], k=k, filters=filters, mode=mode)[0]
 
     def search_batch(
-        self, queries: Sequence[str], k: int | None = None, filters: Filters | None = None
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        mode: str | None = None,
     ) -> list[list[Hit]]:
-        return self.retriever.search_batch([_check_question(q) for q in queries], k=k, filters=filters)
+        qs = [_check_question(q) for q in queries]
+        return self.retriever.search_batch(qs, k=k, filters=filters, mode=mode)
+
+    def answer_from(
+        self,
+        question: str,
+        release_id: str,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        threshold: float | None = None,
+    ) -> Answer:
+        """Answer from one given span of one release, skipping retrieval ("gold context").
+
+        Separates answering errors from retrieval errors in evaluation.
+        """
+        q = _check_question(question)
+        release = self.index.releases[release_id]
+        lo = 0 if start is None else start
+        hi = len(release.text) if end is None else end
+        sents = tuple(
+            s
+            for s in self.index.sentences.values()
+            if s.release_id == release_id and s.start >= lo and s.end <= hi
+        )
+        sents = tuple(sorted(sents, key=lambda s: s.start))
+        if not sents:
+            raise ValueError(f"no sentences of release {release_id} lie within {lo}..{hi}")
+        passage = Passage(
+            content_hash(f"{release_id}:{lo}:{hi}"),
+            release_id,
+            sents[0].start,
+            sents[-1].end,
+            release.text[sents[0].start : sents[-1].end],
+            sents,
+        )
+        vec = self.retriever.encode([q])[0]
+        hit = Hit(passage, 1.0, release)
+        return self.answerer.answer(q, vec, [hit], threshold=threshold)
 
     def ask(
         self,
@@ -186,7 +262,7 @@ class Assistant:
         resolved = [resolve_followup(q, h) for q, h in zip(qs, hist, strict=True)]
         queries = [r if r is not None else q for q, r in zip(qs, resolved, strict=True)]
         vecs = self.retriever.encode(queries)
-        hits = self.retriever.search_vectors(vecs, k=k, filters=filters)
+        hits = self.retriever.search_encoded(queries, vecs, k=k, filters=filters)
         return [
             self.answerer.answer(q, v, h, threshold=threshold, resolved_question=r)
             for q, v, h, r in zip(qs, vecs, hits, resolved, strict=True)

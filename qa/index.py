@@ -164,6 +164,8 @@ class Index:
         self.sentence_vectors = sentence_vectors if sentence_vectors is not None else _flat(dimension)
         self.sources = tuple(sources)
         self._sentence_ids = {sentence_key(s): fid for fid, s in self.sentences.items()}
+        self.version = 0
+        """Bumped on every change, so caches built from the index (BM25) know to rebuild."""
 
     # ------------------------------------------------------------ building
 
@@ -239,6 +241,7 @@ class Index:
         for fid, s in zip(sids.tolist(), sentences, strict=True):
             self.sentences[fid] = s
             self._sentence_ids[sentence_key(s)] = fid
+        self.version += 1
         return list(new.values())
 
     @staticmethod
@@ -261,6 +264,7 @@ class Index:
             del self._sentence_ids[sentence_key(self.sentences.pop(fid))]
         for rid in gone:
             del self.releases[rid]
+        self.version += 1
         return len(gone)
 
     def sync(

@@ -1,9 +1,10 @@
-"""Dense passage retrieval over an ``Index``, with date and source filters."""
+"""Passage retrieval over an ``Index``: dense, BM25, or both fused by reciprocal rank."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,10 +12,13 @@ import faiss
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.index import Index
+from qa.index import Index, passage_embedding_text
+from qa.lexical import BM25
 from qa.types import Hit, Release
 
 logger = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "bm25")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,57 +64,147 @@ def _check_k(k: int) -> int:
     return k
 
 
-class Retriever:
-    """Top-k passages for a question by cosine similarity of normalized vectors."""
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"retrieval mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return mode
 
-    def __init__(self, index: Index, embedder: Embedder, k: int = 10):
+
+class Retriever:
+    """Top-k passages for a question.
+
+    ``hybrid`` (default) fuses the dense and BM25 rankings by reciprocal rank
+    (score = sum of 1 / (rrf_k + rank) over the rankings, each ``depth`` deep).
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        depth: int = 50,
+        rrf_k: int = 60,
+    ):
         index.check_embedder(embedder)
         self.index = index
         self.embedder = embedder
         self.k = _check_k(k)
+        self.mode = _check_mode(mode)
+        self.depth = _check_k(depth)
+        self.rrf_k = rrf_k
+        self._bm25: tuple[int, BM25, list[int]] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ parts
 
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(queries))
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        return self.search_batch([query], k=k, filters=filters)[0]
+    def lexical(self) -> tuple[BM25, list[int]]:
+        """The BM25 index over passages (title + text) and the passage id of each row."""
+        with self._lock:
+            if self._bm25 is None or self._bm25[0] != self.index.version:
+                fids = list(self.index.passages)
+                docs = [
+                    passage_embedding_text(
+                        self.index.releases[self.index.passages[f].release_id], self.index.passages[f]
+                    )
+                    for f in fids
+                ]
+                self._bm25 = (self.index.version, BM25(docs), fids)
+            return self._bm25[1], self._bm25[2]
 
-    def search_batch(
-        self, queries: Sequence[str], k: int | None = None, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        return self.search_vectors(self.encode(queries), k=k, filters=filters)
+    def _allowed(self, filters: Filters | None) -> set[int] | None:
+        if filters is None or filters.empty:
+            return None
+        return {
+            fid for fid, p in self.index.passages.items() if filters.allows(self.index.releases[p.release_id])
+        }
 
-    def search_vectors(
-        self, vectors: np.ndarray, k: int | None = None, filters: Filters | None = None
-    ) -> list[list[Hit]]:
-        k = self.k if k is None else _check_k(k)
-        n = self.index.passage_vectors.ntotal
-        if n == 0 or len(vectors) == 0:
-            return [[] for _ in range(len(vectors))]
+    def _dense(self, vectors: np.ndarray, k: int, allowed: set[int] | None) -> list[list[tuple[int, float]]]:
         params = None
-        if filters is not None and not filters.empty:
-            allowed = np.array(
-                [
-                    fid
-                    for fid, p in self.index.passages.items()
-                    if filters.allows(self.index.releases[p.release_id])
-                ],
-                dtype=np.int64,
-            )
-            if len(allowed) == 0:
-                return [[] for _ in range(len(vectors))]
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        n = self.index.passage_vectors.ntotal
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
             n = len(allowed)
         scores, ids = self.index.passage_vectors.search(
             np.ascontiguousarray(vectors, dtype=np.float32), min(k, n), params=params
         )
-        out: list[list[Hit]] = []
-        for row_s, row_i in zip(scores, ids, strict=True):
-            hits = []
-            for s, i in zip(row_s.tolist(), row_i.tolist(), strict=True):
-                if i < 0:
-                    continue
-                p = self.index.passages[i]
-                hits.append(Hit(p, float(s), self.index.releases[p.release_id]))
-            out.append(hits)
-        return out
+        return [
+            [(i, float(s)) for s, i in zip(rs.tolist(), ri.tolist(), strict=True) if i >= 0]
+            for rs, ri in zip(scores, ids, strict=True)
+        ]
+
+    def _sparse(
+        self, queries: Sequence[str], k: int, allowed: set[int] | None
+    ) -> list[list[tuple[int, float]]]:
+        bm25, fids = self.lexical()
+        mask = None
+        if allowed is not None:
+            mask = np.fromiter((f in allowed for f in fids), dtype=np.float32, count=len(fids))
+        return [[(fids[row], s) for row, s in hits] for hits in bm25.search(queries, k, mask)]
+
+    # ------------------------------------------------------------ search
+
+    def search(
+        self, query: str, k: int | None = None, filters: Filters | None = None, *, mode: str | None = None
+    ) -> list[Hit]:
+        return self.search_batch([query], k=k, filters=filters, mode=mode)[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        mode: str | None = None,
+    ) -> list[list[Hit]]:
+        m = self.mode if mode is None else _check_mode(mode)
+        vectors = self.encode(queries) if m != "bm25" else None
+        return self.search_encoded(queries, vectors, k=k, filters=filters, mode=m)
+
+    def search_encoded(
+        self,
+        queries: Sequence[str],
+        vectors: np.ndarray | None,
+        k: int | None = None,
+        filters: Filters | None = None,
+        *,
+        mode: str | None = None,
+    ) -> list[list[Hit]]:
+        """Search with question vectors already computed (the answerer reuses them)."""
+        k = self.k if k is None else _check_k(k)
+        m = self.mode if mode is None else _check_mode(mode)
+        if self.index.passage_vectors.ntotal == 0 or not queries:
+            return [[] for _ in queries]
+        allowed = self._allowed(filters)
+        if allowed is not None and not allowed:
+            return [[] for _ in queries]
+        if m == "dense":
+            assert vectors is not None
+            ranked = self._dense(vectors, k, allowed)
+        elif m == "bm25":
+            ranked = self._sparse(queries, k, allowed)
+        else:
+            assert vectors is not None
+            depth = max(k, self.depth)
+            ranked = [
+                self._fuse([d, s], k)
+                for d, s in zip(
+                    self._dense(vectors, depth, allowed), self._sparse(queries, depth, allowed), strict=True
+                )
+            ]
+        return [[self._hit(fid, score) for fid, score in row] for row in ranked]
+
+    def _fuse(self, rankings: Sequence[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+        fused: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, (fid, _) in enumerate(ranking):
+                fused[fid] = fused.get(fid, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
+
+    def _hit(self, fid: int, score: float) -> Hit:
+        p = self.index.passages[fid]
+        return Hit(p, score, self.index.releases[p.release_id])

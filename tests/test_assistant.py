@@ -87,3 +87,37 @@ def test_followups_use_history(assistant: Assistant) -> None:
     a = assistant.ask("And where will the next one be held?", history=history, threshold=0.0)
     assert a.resolved_question is not None and "Geneva" in a.resolved_question
     assert a.citation is not None and a.citation.title == "Ministers agree on ransomware cooperation"
+
+
+def test_add_files_persists_and_answers(assistant: Assistant, tmp_path: Path, embedder: HashingEmbedder) -> None:
+    assistant.index.save(tmp_path / "idx")
+    loaded = Assistant.load(tmp_path / "idx", embedder)
+    new = tmp_path / "new.txt"
+    new.write_text("Port security grant\n\nThe port authority received a grant of $9 million for cyber defenses.")
+    (tmp_path / "empty.txt").write_text("")
+    added, skipped = loaded.add_files([new, tmp_path / "empty.txt"])
+    assert [r.title for r in added] == ["Port security grant"]
+    assert [s.reason for s in skipped] == ["empty file"]
+    again, dupes = loaded.add_files([new])
+    assert again == [] and dupes[0].reason == "already indexed (same text)"
+    a = loaded.ask("How large was the port authority grant?", threshold=0.0)
+    assert a.citation is not None and a.citation.title == "Port security grant"
+    # persisted: a fresh load sees it
+    assert any(r.title == "Port security grant" for r in Index.load(tmp_path / "idx").releases.values())
+
+
+def test_answer_from_gold_span(assistant: Assistant) -> None:
+    rid = next(r.id for r in assistant.index.releases.values() if r.title.startswith("Agency fines"))
+    text = assistant.index.releases[rid].text
+    end = text.index("\n")
+    a = assistant.answer_from("How many records were exposed?", rid, 0, end, threshold=0.0)
+    assert a.citation is not None and a.citation.release_id == rid and a.citation.end <= end
+    assert text[a.citation.start : a.citation.end] == a.text
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+def test_retrieval_modes_find_the_release(assistant: Assistant, mode: str) -> None:
+    hits = assistant.search("Riverside Hospital fined patient records", k=3, mode=mode)
+    assert hits and hits[0].release.title == "Agency fines hospital for data breach"
+    with pytest.raises(ValueError, match="retrieval mode must be one of"):
+        assistant.search("x", mode="fuzzy")
