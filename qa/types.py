@@ -106,3 +106,16 @@ class Answer:
     @property
     def declined(self) -> bool:
         return self.text is None
+
+    @property
+    def confidence(self) -> str:
+        """The score in words a reader understands: "high", "medium", "low" (or "none")."""
+        if self.text is None:
+            return "none"
+        if self.score >= CONFIDENCE_HIGH:
+            return "high"
+        return "medium" if self.score >= CONFIDENCE_MEDIUM else "low"
+
+
+CONFIDENCE_HIGH = 0.75
+CONFIDENCE_MEDIUM = 0.5
