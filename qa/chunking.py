@@ -40,29 +40,39 @@ def split_sentences(text: str, release_id: str = "") -> list[Sentence]:
     out: list[Sentence] = []
     for para in _PARAGRAPH.finditer(text):
         ptext = para.group()
-        if not ptext.strip():
-            continue
         pos = 0
         for piece in _segmenter().segment(ptext):
             s = piece.strip()
-            if not s:
+            i = ptext.find(s, pos) if s else -1
+            if i < 0:  # empty, or the segmenter changed the text: the rest of the line follows
+                if s:
+                    break
                 continue
-            i = ptext.find(s, pos)
-            if i < 0:  # segmenter changed the text: fall back to the rest of the line
-                i = pos + len(ptext[pos:]) - len(ptext[pos:].lstrip())
-                s = ptext[i:].rstrip()
-            start, end = para.start() + i, para.start() + i + len(s)
-            out.append(Sentence(release_id, start, end, text[start:end]))
+            # start after the previous sentence, so text the segmenter dropped is kept
+            _add(out, text, release_id, para.start() + pos, para.start() + i + len(s))
             pos = i + len(s)
-            if pos >= len(ptext):
-                break
+        _add(out, text, release_id, para.start() + pos, para.end())
+    return out
+
+
+def _add(out: list[Sentence], text: str, release_id: str, start: int, end: int) -> None:
+    """Append text[start:end] stripped of surrounding space, unless it is blank."""
+    piece = text[start:end]
+    if not piece.strip():
+        return
+    start += len(piece) - len(piece.lstrip())
+    end -= len(piece) - len(piece.rstrip())
+    out.append(Sentence(release_id, start, end, text[start:end]))
     return out
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkerSettings:
+    """``annotator``: the sentence annotator run at index time (None: no short-answer candidates)."""
+
     max_tokens: int = 192
     overlap_sentences: int = 1
+    annotator: str | None = "spacy-en_core_web_sm-3.8"
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or not 8 <= self.max_tokens <= 8192:
@@ -90,21 +100,44 @@ class Chunker:
             out.extend([s] if n <= self.settings.max_tokens else self._cut(release, s))
         return out
 
+    def _fits(self, text: str, start: int, end: int) -> bool:
+        return self.count_tokens([text[start:end]])[0] <= self.settings.max_tokens
+
     def _cut(self, release: Release, s: Sentence) -> list[Sentence]:
-        words = [m.span() for m in re.finditer(r"\S+", s.text)]
+        text = release.text
+        words = [(s.start + m.start(), s.start + m.end()) for m in re.finditer(r"\S+", s.text)]
         pieces: list[Sentence] = []
         i = 0
         while i < len(words):
-            # grow the piece while it fits; a single over-long "word" stands alone
+            # grow the piece while it fits
             j = i + 1
-            while j < len(words):
-                a, b = s.start + words[i][0], s.start + words[j][1]
-                if self.count_tokens([release.text[a:b]])[0] > self.settings.max_tokens:
-                    break
+            while j < len(words) and self._fits(text, words[i][0], words[j][1]):
                 j += 1
-            a, b = s.start + words[i][0], s.start + words[j - 1][1]
-            pieces.append(Sentence(release.id, a, b, release.text[a:b]))
+            a, b = words[i][0], words[j - 1][1]
+            if j == i + 1 and not self._fits(text, a, b):
+                pieces.extend(self._cut_word(release, a, b))
+            else:
+                pieces.append(Sentence(release.id, a, b, text[a:b]))
             i = j
+        return pieces
+
+    def _cut_word(self, release: Release, a: int, b: int) -> list[Sentence]:
+        """A single "word" over the budget (a long URL, a hash) is cut between characters,
+        so the encoder still sees every piece whole."""
+        text = release.text
+        pieces: list[Sentence] = []
+        while a < b:
+            lo, hi = a + 1, b  # the longest prefix text[a:lo] that fits
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._fits(text, a, mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            while lo > a + 1 and not self._fits(text, a, lo):  # token counts need not be monotone
+                lo -= 1
+            pieces.append(Sentence(release.id, a, lo, text[a:lo]))
+            a = lo
         return pieces
 
     def chunk(self, release: Release, sentences: Sequence[Sentence] | None = None) -> list[Passage]:

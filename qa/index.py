@@ -33,15 +33,16 @@ from typing import Any
 import faiss
 import numpy as np
 
+from qa.annotate import EMPTY, Annotation, annotate_batch
 from qa.chunking import Chunker, ChunkerSettings
 from qa.embedding import Embedder
-from qa.store import read_store, write_store
+from qa.store import read_annotations, read_store, write_store
 from qa.types import Passage, Release, Sentence
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "release-qa-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TITLE_WORDS = 32
 
 
@@ -153,6 +154,7 @@ class Index:
         passage_vectors: faiss.IndexIDMap2 | None = None,
         sentence_vectors: faiss.IndexIDMap2 | None = None,
         sources: Sequence[str] = (),
+        annotations: dict[int, str] | None = None,
     ):
         self.model = model
         self.dimension = dimension
@@ -163,6 +165,8 @@ class Index:
         self.passage_vectors = passage_vectors if passage_vectors is not None else _flat(dimension)
         self.sentence_vectors = sentence_vectors if sentence_vectors is not None else _flat(dimension)
         self.sources = tuple(sources)
+        self.annotations = annotations if annotations is not None else {}
+        """Sentence annotations as JSON text by sentence vector id (parsed on demand)."""
         self._sentence_ids = {sentence_key(s): fid for fid, s in self.sentences.items()}
         self.version = 0
         """Bumped on every change, so caches built from the index (BM25) know to rebuild."""
@@ -241,6 +245,10 @@ class Index:
         for fid, s in zip(sids.tolist(), sentences, strict=True):
             self.sentences[fid] = s
             self._sentence_ids[sentence_key(s)] = fid
+        if self.chunker.annotator is not None and sentences:
+            anns = annotate_batch([s.text for s in sentences])
+            for fid, a in zip(sids.tolist(), anns, strict=True):
+                self.annotations[fid] = a.to_json()
         self.version += 1
         return list(new.values())
 
@@ -262,6 +270,7 @@ class Index:
             del self.passages[fid]
         for fid in sids:
             del self._sentence_ids[sentence_key(self.sentences.pop(fid))]
+            self.annotations.pop(fid, None)
         for rid in gone:
             del self.releases[rid]
         self.version += 1
@@ -284,6 +293,11 @@ class Index:
 
     def sentence_id(self, s: Sentence) -> int:
         return self._sentence_ids[sentence_key(s)]
+
+    def annotation(self, s: Sentence) -> Annotation:
+        """Tokens and short-answer candidates of a sentence (empty without an annotator)."""
+        data = self.annotations.get(self.sentence_id(s))
+        return Annotation.from_json(data) if data is not None else EMPTY
 
     def sentence_vectors_of(self, sentences: Sequence[Sentence]) -> np.ndarray:
         if not sentences:
@@ -323,6 +337,7 @@ class Index:
                     self.releases.values(),
                     self.passages.items(),
                     self.sentences.items(),
+                    self.annotations.items(),
                 )
                 (snap / "manifest.json").write_text(self.manifest().to_json(), encoding="utf-8")
                 for f in snap.iterdir():
@@ -364,6 +379,7 @@ class Index:
             pvec = faiss.read_index(str(snap / "passages.faiss"))
             svec = faiss.read_index(str(snap / "sentences.faiss"))
             releases, passages, sentences = read_store(snap / "store.sqlite")
+            annotations = read_annotations(snap / "store.sqlite")
         except Exception as e:
             raise QAIndexError(
                 f"index at {root} is damaged ({type(e).__name__}: {e}); "
@@ -386,6 +402,7 @@ class Index:
             chunker = ChunkerSettings(
                 max_tokens=int(manifest.chunker["max_tokens"]),
                 overlap_sentences=int(manifest.chunker["overlap_sentences"]),
+                annotator=manifest.chunker.get("annotator"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise QAIndexError(f"index at {root} has bad chunker settings in its manifest ({e})") from None
@@ -399,6 +416,7 @@ class Index:
             passage_vectors=pvec,
             sentence_vectors=svec,
             sources=manifest.sources,
+            annotations=annotations,
         )
 
 

@@ -28,6 +28,7 @@ CREATE TABLE sentences (
     fid INTEGER PRIMARY KEY, release_id TEXT NOT NULL REFERENCES releases(id),
     start INTEGER NOT NULL, "end" INTEGER NOT NULL
 );
+CREATE TABLE annotations (fid INTEGER PRIMARY KEY, data TEXT NOT NULL);
 CREATE INDEX passages_release ON passages(release_id);
 CREATE INDEX sentences_release ON sentences(release_id);
 """
@@ -38,6 +39,7 @@ def write_store(
     releases: Iterable[Release],
     passages: Iterable[tuple[int, Passage]],
     sentences: Iterable[tuple[int, Sentence]],
+    annotations: Iterable[tuple[int, str]] = (),
 ) -> None:
     con = sqlite3.connect(path)
     try:
@@ -66,6 +68,7 @@ def write_store(
             "INSERT INTO sentences VALUES (?,?,?,?)",
             [(fid, s.release_id, s.start, s.end) for fid, s in sentences],
         )
+        con.executemany("INSERT INTO annotations VALUES (?,?)", annotations)
         con.commit()
     finally:
         con.close()
@@ -113,3 +116,12 @@ def read_store(
 
 def _within(sentences: Sequence[Sentence], start: int, end: int) -> tuple[Sentence, ...]:
     return tuple(s for s in sentences if s.start >= start and s.end <= end)
+
+
+def read_annotations(path: Path) -> dict[int, str]:
+    """Sentence annotations (JSON text) by sentence vector id."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return dict(con.execute("SELECT fid, data FROM annotations"))
+    finally:
+        con.close()
