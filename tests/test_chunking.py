@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa import Chunker, ChunkerSettings, make_release, split_sentences
@@ -78,7 +78,7 @@ _text = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_text, st.integers(min_value=8, max_value=40), st.integers(min_value=0, max_value=2))
 def test_property_passages_cover_text_in_order(text: str, budget: int, overlap: int) -> None:
     if not text.strip():
