@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,11 @@ logger = logging.getLogger(__name__)
 
 SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".json", ".jsonl")
 MAX_BYTES = 50 * 1024 * 1024
-"""Files above this size are refused (a release is rarely over 1 MB)."""
+"""Files above this size (50 MiB) are refused before a byte is read: a release is rarely
+over 1 MB and a whole archive as one JSONL file is rarely over a few MB, while a file
+read whole may cost several times its size in memory while it is parsed."""
+MAX_FRONT_MATTER = 64 * 1024
+"""Front matter is a handful of fields; more than this is not a release's header."""
 
 _KNOWN_KEYS = ("title", "date", "source", "url", "text")
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.S)
@@ -40,6 +44,8 @@ class ReleaseError(ValueError):
 class Skipped:
     path: str
     reason: str
+    duplicate: bool = False
+    """True when the file was read but its text is already in the batch under another name."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"
@@ -156,16 +162,38 @@ def _meta_value(value: Any) -> str:
 # ---------------------------------------------------------------- formats
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """SafeLoader without aliases: front matter never needs them, and nested aliases
+    ("billion laughs") expand to gigabytes once the metadata is serialized."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise ReleaseError("front matter uses YAML aliases (*name), which are not allowed")
+        return super().compose_node(parent, index)
+
+
+def _load_front_matter(text: str) -> Any:
+    if len(text) > MAX_FRONT_MATTER:
+        raise ReleaseError(f"front matter is over {MAX_FRONT_MATTER // 1024} KB")
+    try:
+        return yaml.load(text, Loader=_FrontMatterLoader)  # a SafeLoader: no Python objects
+    except ReleaseError:
+        raise
+    except yaml.YAMLError as e:
+        reason = str(e).splitlines()[0]
+        raise ReleaseError(f"front matter is not valid YAML ({reason})") from None
+    except RecursionError:
+        raise ReleaseError("front matter is nested too deeply") from None
+    except ValueError as e:  # a timestamp that is no date, e.g. 2021-13-45
+        raise ReleaseError(f"front matter has an invalid value ({e})") from None
+
+
 def _read_markdown(data: bytes, name: str) -> list[Release]:
     text = decode_bytes(data, name)
     fields: dict[str, Any] = {}
     m = _FRONT_MATTER.match(text)
     if m:
-        try:
-            loaded = yaml.safe_load(m.group(1))
-        except yaml.YAMLError as e:
-            reason = str(e).splitlines()[0]
-            raise ReleaseError(f"front matter is not valid YAML ({reason})") from None
+        loaded = _load_front_matter(m.group(1))
         if loaded is not None and not isinstance(loaded, dict):
             raise ReleaseError("front matter is not a YAML mapping of keys to values")
         fields = loaded or {}
@@ -251,6 +279,8 @@ def _read_json(data: bytes, name: str) -> list[Release]:
         obj = json.loads(decode_bytes(data, name))
     except json.JSONDecodeError as e:
         raise ReleaseError(f"invalid JSON ({e})") from None
+    except RecursionError:
+        raise ReleaseError("JSON is nested too deeply") from None
     return _records_from_json(obj, name)
 
 
@@ -276,7 +306,13 @@ def read_bytes(data: bytes, name: str) -> list[Release]:
     reader = _READERS.get(suffix)
     if reader is None:
         raise ReleaseError(f"unsupported file type {suffix!r} (supported: {', '.join(SUFFIXES)})")
-    return reader(data, name)
+    try:
+        return reader(data, name)
+    except ReleaseError:
+        raise
+    except Exception as e:  # a parser's surprise must cost one file, never the batch
+        logger.debug("%s: unexpected error while reading", name, exc_info=True)
+        raise ReleaseError(f"cannot be read ({type(e).__name__}: {e})") from None
 
 
 def _read_jsonl(data: bytes, name: str) -> tuple[list[Release], list[Skipped]]:
@@ -293,6 +329,8 @@ def _read_jsonl(data: bytes, name: str) -> tuple[list[Release], list[Skipped]]:
             releases.extend(_records_from_json(rec, where))
         except json.JSONDecodeError as e:
             skipped.append(Skipped(where, f"line {lineno} is not valid JSON ({e.msg})"))
+        except RecursionError:
+            skipped.append(Skipped(where, f"line {lineno}: JSON is nested too deeply"))
         except ReleaseError as e:
             skipped.append(Skipped(where, f"line {lineno}: {e}"))
     if not releases and not skipped:
@@ -300,30 +338,42 @@ def _read_jsonl(data: bytes, name: str) -> tuple[list[Release], list[Skipped]]:
     return releases, skipped
 
 
+def _load(p: Path) -> bytes:
+    """The bytes of a file, refusing one over ``MAX_BYTES`` before reading it."""
+    try:
+        size = p.stat().st_size
+        if size > MAX_BYTES:
+            raise ReleaseError(f"file is {size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit")
+        with p.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)  # the file may have grown since stat
+    except OSError as e:
+        raise ReleaseError(f"cannot read ({e.strerror or e})") from None
+    if len(data) > MAX_BYTES:
+        raise ReleaseError(f"file is over the {MAX_BYTES // 2**20} MB limit")
+    return data
+
+
 def read_file(path: str | os.PathLike[str], name: str | None = None) -> list[Release]:
     """Read one file; raises ``ReleaseError`` saying why it cannot be read."""
     p = Path(path)
-    name = name if name is not None else p.name
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise ReleaseError(f"cannot read ({e.strerror})") from None
-    if size > MAX_BYTES:
-        raise ReleaseError(f"file is {size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit")
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ReleaseError(f"cannot read ({e.strerror})") from None
-    return read_bytes(data, name)
+    return read_bytes(_load(p), name if name is not None else p.name)
 
 
 # ---------------------------------------------------------------- folders
 
 
-def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, str]]:
-    """Yield (file, name) for supported files under ``paths``, sorted, without following
-    symlinked folders (no loops). ``name`` is the path relative to the root's parent, so
-    ``corpus/a.md`` stays ``corpus/a.md`` wherever the command runs."""
+def iter_files(
+    paths: Iterable[str | os.PathLike[str]],
+    on_skip: Callable[[str, str], None] | None = None,
+) -> Iterator[tuple[Path, str]]:
+    """Yield (file, name) for supported files under ``paths``, sorted.
+
+    Symlinked folders are not followed (no loops) and, like folders that cannot be
+    listed, are reported to ``on_skip(name, reason)``. The walk keeps its own stack, so
+    nesting depth is bounded by the file system, not by Python's recursion limit.
+    ``name`` is the path relative to the root's parent, so ``corpus/a.md`` stays
+    ``corpus/a.md`` wherever the command runs.
+    """
     for root in paths:
         r = Path(root)
         if r.is_file():
@@ -331,14 +381,29 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, 
             continue
         if not r.is_dir():
             raise FileNotFoundError(f"no such file or folder: {str(root)!r}")
-        base = r.resolve().name
-        for dirpath, dirnames, filenames in os.walk(r, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for f in sorted(filenames):
-                fp = Path(dirpath, f)
-                if f.startswith(".") or fp.suffix.lower() not in SUFFIXES:
+        base = Path(r.resolve().name)
+        stack = [(r, base)]
+        while stack:
+            folder, name = stack.pop()
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as e:
+                if on_skip is not None:
+                    on_skip(name.as_posix(), f"cannot list folder ({e.strerror or e})")
+                continue
+            subfolders = []
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue
-                yield fp, str(Path(base, fp.relative_to(r)).as_posix())
+                child = name / entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append((Path(entry.path), child))
+                elif entry.is_symlink() and entry.is_dir():
+                    if on_skip is not None:
+                        on_skip(child.as_posix(), "symlinked folder, not followed (it could loop)")
+                elif Path(entry.name).suffix.lower() in SUFFIXES:
+                    yield Path(entry.path), child.as_posix()
+            stack.extend(reversed(subfolders))
 
 
 def read_releases(
@@ -351,26 +416,28 @@ def read_releases(
 
     With ``strict`` the first unreadable file raises ``ReleaseError``.
     """
-    files = list(iter_files(paths))
+    releases: dict[str, Release] = {}
+    skipped: list[Skipped] = []
+
+    def skip(name: str, reason: str, duplicate: bool = False) -> None:
+        if strict:
+            raise ReleaseError(f"{name}: {reason}")
+        logger.warning("skipped %s: %s", name, reason)
+        skipped.append(Skipped(name, reason, duplicate))
+
+    def note(name: str, reason: str) -> None:  # a folder not walked: reported, never fatal
+        logger.warning("skipped %s: %s", name, reason)
+        skipped.append(Skipped(name, reason))
+
+    files: Iterable[tuple[Path, str]] = list(iter_files(paths, note))
     if progress:
         from tqdm.auto import tqdm
 
         files = tqdm(files, desc="reading", unit="file")
-    releases: dict[str, Release] = {}
-    skipped: list[Skipped] = []
-
-    def skip(name: str, reason: str) -> None:
-        if strict:
-            raise ReleaseError(f"{name}: {reason}")
-        logger.warning("skipped %s: %s", name, reason)
-        skipped.append(Skipped(name, reason))
-
     for fp, name in files:
         try:
             if fp.suffix.lower() == ".jsonl":
-                got, bad = _read_jsonl(fp.read_bytes(), name) if fp.stat().st_size else ([], [])
-                if not got and not bad:
-                    raise ReleaseError("empty file")
+                got, bad = _read_jsonl_file(fp, name)
                 for s in bad:
                     skip(s.path, s.reason)
             else:
@@ -383,7 +450,17 @@ def read_releases(
             continue
         for rel in got:
             if rel.id in releases:
-                skip(rel.path, f"duplicate of {releases[rel.id].path} (same text)")
+                skip(rel.path, f"duplicate of {releases[rel.id].path} (same text)", duplicate=True)
             else:
                 releases[rel.id] = rel
     return ReadReport(tuple(releases.values()), tuple(skipped))
+
+
+def _read_jsonl_file(fp: Path, name: str) -> tuple[list[Release], list[Skipped]]:
+    try:
+        return _read_jsonl(_load(fp), name)
+    except ReleaseError:
+        raise
+    except Exception as e:  # as in read_bytes: one file, never the batch
+        logger.debug("%s: unexpected error while reading", name, exc_info=True)
+        raise ReleaseError(f"cannot be read ({type(e).__name__}: {e})") from None

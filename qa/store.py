@@ -34,6 +34,12 @@ CREATE INDEX sentences_release ON sentences(release_id);
 """
 
 
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """Open read-only. The URI is built by pathlib so '#', '?' or '%' in a folder name
+    cannot cut it short (sqlite would then open, or even create, another file)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+
+
 def write_store(
     path: Path,
     releases: Iterable[Release],
@@ -78,7 +84,7 @@ def read_store(
     path: Path,
 ) -> tuple[dict[str, Release], dict[int, Passage], dict[int, Sentence]]:
     """Releases by id, passages and sentences by their vector id (sentences in text order)."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = _connect_ro(path)
     try:
         releases: dict[str, Release] = {}
         for rid, rpath, title, date, source, url, meta, text in con.execute(
@@ -120,7 +126,7 @@ def _within(sentences: Sequence[Sentence], start: int, end: int) -> tuple[Senten
 
 def read_annotations(path: Path) -> dict[int, str]:
     """Sentence annotations (JSON text) by sentence vector id."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con = _connect_ro(path)
     try:
         return dict(con.execute("SELECT fid, data FROM annotations"))
     finally:
