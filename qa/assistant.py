@@ -82,7 +82,8 @@ def update_index(
         if index is None:
             index = Index.empty(emb, settings)
             rebuilt = True
-        added, removed = index.sync(report.releases, emb, progress=progress)
+        unreadable = [s.path for s in report.skipped if not s.duplicate]  # kept as indexed
+        added, removed = index.sync(report.releases, emb, progress=progress, keep_paths=unreadable)
         changed = rebuilt or added or removed or index.sources != source_names
         index.sources = source_names
         if changed:

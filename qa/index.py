@@ -10,7 +10,9 @@ On disk an index is a folder::
     <path>/.lock                            (held by a writer)
 
 A save builds a new snapshot and then swaps the symlink, so a crash leaves the
-previous index whole and readers never see half an index.
+previous index whole and readers never see half an index. The manifest holds a
+SHA-256 of every other file, so a damaged file is refused on load rather than read
+half-way. Only FAISS, SQLite and JSON are written: nothing is pickled.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Manifest:
     created_at: str
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    files: tuple[tuple[str, str], ...] = ()
+    """(file name, SHA-256) of each file of the snapshot but the manifest."""
 
     def to_json(self) -> str:
         d = {
@@ -102,18 +106,22 @@ class Manifest:
             },
             "created_at": self.created_at,
         }
+        if self.files:
+            d["files"] = dict(self.files)
         return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str, where: Path) -> Manifest:
+    def from_json(cls, text: str, where: Path, root: Path | None = None) -> Manifest:
+        """Parse a manifest; ``root`` (the index folder) goes into the rebuild hint."""
+        hint = rebuild_hint(root if root is not None else where.parent)
         try:
             d = json.loads(text)
-            if d.get("format") != FORMAT:
-                raise QAIndexError(f"{where} is not a release-qa index manifest")
+            if not isinstance(d, dict) or d.get("format") != FORMAT:
+                raise QAIndexError(f"{where} is not a release-qa index manifest; {hint}")
             if d.get("format_version") != FORMAT_VERSION:
                 raise QAIndexError(
-                    f"index at {where.parent} has format version {d.get('format_version')!r}; "
-                    f"this release-qa reads version {FORMAT_VERSION}"
+                    f"index at {root or where.parent} has format version {d.get('format_version')!r}; "
+                    f"this release-qa reads version {FORMAT_VERSION}; {hint}"
                 )
             c = d["corpus"]
             return cls(
@@ -126,9 +134,14 @@ class Manifest:
                 sentences=int(c["sentences"]),
                 sources=tuple(c.get("sources", ())),
                 created_at=d["created_at"],
+                files=tuple(sorted((str(k), str(v)) for k, v in d.get("files", {}).items())),
             )
-        except (ValueError, KeyError, TypeError) as e:
-            raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e}); {hint}") from None
+
+
+def rebuild_hint(root: Path) -> str:
+    return f"rebuild it with: release-qa index <folders> --index {root}"
 
 
 def _flat(dimension: int) -> faiss.IndexIDMap2:
@@ -138,9 +151,13 @@ def _flat(dimension: int) -> faiss.IndexIDMap2:
 class Index:
     """Releases, their passages and sentences, and the vectors of both.
 
+    ``snapshot`` is the folder it was loaded from or last saved to (None before).
+
     Built with ``Index.build`` (or grown with ``add``), persisted with ``save`` and
     read back with ``Index.load``; searching lives in ``qa.retrieval``.
     """
+
+    snapshot: Path | None = None
 
     def __init__(
         self,
@@ -277,10 +294,24 @@ class Index:
         return len(gone)
 
     def sync(
-        self, releases: Sequence[Release], embedder: Embedder, *, progress: bool = False
+        self,
+        releases: Sequence[Release],
+        embedder: Embedder,
+        *,
+        progress: bool = False,
+        keep_paths: Iterable[str] = (),
     ) -> tuple[int, int]:
-        """Make the index hold exactly ``releases``: embed only new ones, drop missing ones."""
+        """Make the index hold exactly ``releases``: embed only new ones, drop missing ones.
+
+        Releases read from ``keep_paths`` (files that exist but could not be read this
+        time) are kept as indexed: a file damaged since the last run costs nothing.
+        """
         keep = {r.id for r in releases}
+        kept = tuple(keep_paths)
+        for rid, r in self.releases.items():
+            if rid not in keep and any(r.path == k or r.path.startswith(f"{k}#") for k in kept):
+                logger.warning("%s could not be read; keeping its indexed version", r.path)
+                keep.add(rid)
         removed = self.remove([rid for rid in self.releases if rid not in keep])
         added = self.add(releases, embedder, progress=progress)
         return len(added), removed
@@ -305,7 +336,7 @@ class Index:
         ids = np.array([self.sentence_id(s) for s in sentences], dtype=np.int64)
         return self.sentence_vectors.reconstruct_batch(ids)
 
-    def manifest(self) -> Manifest:
+    def manifest(self, files: Sequence[tuple[str, str]] = ()) -> Manifest:
         return Manifest(
             model=self.model,
             dimension=self.dimension,
@@ -316,7 +347,16 @@ class Index:
             sentences=len(self.sentences),
             sources=self.sources,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            files=tuple(sorted(files)),
         )
+
+    def is_stale(self, path: str | os.PathLike[str]) -> bool:
+        """True when another snapshot has been swapped in at ``path`` since this index was
+        loaded or saved: a reader (the chat) can then load the new one and switch."""
+        try:
+            return resolve_snapshot(Path(path)) != self.snapshot
+        except QAIndexError:
+            return False
 
     # ------------------------------------------------------------ persistence
 
@@ -328,6 +368,7 @@ class Index:
         root = Path(path)
         (root / "snapshots").mkdir(parents=True, exist_ok=True)
         with contextlib.nullcontext() if locked else writer_lock(root):
+            _clean_stale(root)
             snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
             try:
                 faiss.write_index(self.passage_vectors, str(snap / "passages.faiss"))
@@ -339,12 +380,14 @@ class Index:
                     self.sentences.items(),
                     self.annotations.items(),
                 )
-                (snap / "manifest.json").write_text(self.manifest().to_json(), encoding="utf-8")
+                sums = [(f.name, _sha256(f)) for f in sorted(snap.iterdir())]
+                (snap / "manifest.json").write_text(self.manifest(sums).to_json(), encoding="utf-8")
                 for f in snap.iterdir():
                     _fsync(f)
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
                 final = root / "snapshots" / stamp
                 os.rename(snap, final)
+                _fsync(root / "snapshots")
             except BaseException:
                 shutil.rmtree(snap, ignore_errors=True)
                 raise
@@ -354,18 +397,35 @@ class Index:
             os.symlink(Path("snapshots") / stamp, link_tmp)
             os.replace(link_tmp, root / "current")
             _fsync(root)
-            for old in (root / "snapshots").iterdir():
-                if old.name != stamp:
-                    shutil.rmtree(old, ignore_errors=True)
+            _clean_stale(root)
+        self.snapshot = final.resolve()
         logger.info("saved index to %s", final)
         return final
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None) -> Index:
-        """Load an index; refuses (with the reason) a missing, damaged or mismatched one."""
+        """Load an index; refuses (with the reason) a missing, damaged or mismatched one.
+
+        A writer may swap in a new snapshot and delete this one while it is read; the
+        load then starts over from the new one.
+        """
         root = Path(path)
-        snap = resolve_snapshot(root)
-        manifest = read_manifest(root)
+        for _ in range(3):
+            snap = resolve_snapshot(root)
+            try:
+                index = cls._load_snapshot(root, snap, embedder)
+            except QAIndexError:
+                if _is_current(root, snap):
+                    raise
+                logger.info("%s was replaced while loading; loading the new snapshot", snap)
+                continue
+            index.snapshot = snap
+            return index
+        raise QAIndexError(f"index at {root} kept changing while loading; try again")
+
+    @classmethod
+    def _load_snapshot(cls, root: Path, snap: Path, embedder: Embedder | None) -> Index:
+        manifest = _read_manifest(root, snap)
         if embedder is not None and (embedder.name, embedder.dimension) != (
             manifest.model,
             manifest.dimension,
@@ -375,6 +435,17 @@ class Index:
                 f"{manifest.dimension}), not {embedder.name!r} (dimension {embedder.dimension}); "
                 f"rebuild it with: release-qa index <folders> --index {root}"
             )
+        for name, digest in manifest.files:
+            try:
+                ok = _sha256(snap / name) == digest
+            except OSError as e:
+                raise QAIndexError(
+                    f"index at {root} is damaged ({name}: {e.strerror}); {rebuild_hint(root)}"
+                ) from None
+            if not ok:
+                raise QAIndexError(
+                    f"index at {root} is damaged ({name} does not match its checksum); {rebuild_hint(root)}"
+                )
         try:
             pvec = faiss.read_index(str(snap / "passages.faiss"))
             svec = faiss.read_index(str(snap / "sentences.faiss"))
@@ -405,7 +476,9 @@ class Index:
                 annotator=manifest.chunker.get("annotator"),
             )
         except (KeyError, ValueError, TypeError) as e:
-            raise QAIndexError(f"index at {root} has bad chunker settings in its manifest ({e})") from None
+            raise QAIndexError(
+                f"index at {root} has bad chunker settings in its manifest ({e}); {rebuild_hint(root)}"
+            ) from None
         return cls(
             model=manifest.model,
             dimension=manifest.dimension,
@@ -433,13 +506,51 @@ def resolve_snapshot(root: Path) -> Path:
 
 
 def read_manifest(root: Path) -> Manifest:
-    snap = resolve_snapshot(root)
+    return _read_manifest(root, resolve_snapshot(root))
+
+
+def _read_manifest(root: Path, snap: Path) -> Manifest:
     mpath = snap / "manifest.json"
     try:
         text = mpath.read_text(encoding="utf-8")
-    except OSError as e:
-        raise QAIndexError(f"index at {root} has no readable manifest ({e.strerror})") from None
-    return Manifest.from_json(text, mpath)
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8"
+        raise QAIndexError(
+            f"index at {root} has no readable manifest ({reason}); {rebuild_hint(root)}"
+        ) from None
+    return Manifest.from_json(text, mpath, root)
+
+
+def _is_current(root: Path, snap: Path) -> bool:
+    try:
+        return resolve_snapshot(root) == snap
+    except QAIndexError:
+        return True
+
+
+def _clean_stale(root: Path) -> None:
+    """Remove what earlier writers left: snapshots other than the current one (including
+    '.tmp-*' ones a killed writer never finished) and '.current-*' links never swapped in.
+    Called only under the writer lock."""
+    try:
+        live = Path(os.readlink(root / "current")).name
+    except OSError:
+        live = None
+    for old in (root / "snapshots").iterdir():
+        if old.name != live:
+            logger.info("removing stale snapshot %s", old)
+            shutil.rmtree(old, ignore_errors=True)
+    for link in root.glob(".current-*"):
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:
