@@ -32,11 +32,12 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa import ChunkerSettings, update_index
+    from qa import ChunkerSettings, HashingEmbedder, update_index
 
     report = update_index(
         args.index,
         args.paths,
+        embedder=HashingEmbedder() if args.embedder == "hashing" else None,
         chunker=ChunkerSettings(max_tokens=args.max_tokens),
         strict=args.strict,
         progress=not args.quiet,
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
     p.add_argument("--max-tokens", type=int, default=192, help="passage budget in model tokens")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--embedder",
+        choices=("minilm", "hashing"),
+        default="minilm",
+        help="hashing: the deterministic test embedder, no model (for tests; `ask` cannot use it)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with a quote and its citation")
