@@ -34,11 +34,13 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 def cmd_index(args: argparse.Namespace) -> int:
     from qa import ChunkerSettings, HashingEmbedder, update_index
 
+    settings = ChunkerSettings(max_tokens=args.max_tokens)
+    test_mode = args.embedder == "hashing"  # tests: no model and no spaCy, seconds faster
     report = update_index(
         args.index,
         args.paths,
-        embedder=HashingEmbedder() if args.embedder == "hashing" else None,
-        chunker=ChunkerSettings(max_tokens=args.max_tokens),
+        embedder=HashingEmbedder() if test_mode else None,
+        chunker=ChunkerSettings(max_tokens=args.max_tokens, annotator=None) if test_mode else settings,
         strict=args.strict,
         progress=not args.quiet,
     )
@@ -103,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedder",
         choices=("minilm", "hashing"),
         default="minilm",
-        help="hashing: the deterministic test embedder, no model (for tests; `ask` cannot use it)",
+        help="hashing: the deterministic test embedder and no spaCy annotation (tests only)",
     )
     p.set_defaults(func=cmd_index)
 
