@@ -1,181 +1,193 @@
-"""Extractive answering: pick the sentence that answers, quote it, cite it, or decline."""
+"""Extractive answering: find the sentence that answers, the short span in it, cite both.
+
+Two small logistic-regression models (``qa/models/answerer.json``, trained by
+``release-qa train-answerer`` on SQuAD v1.1 train) score the candidate sentences of
+the top passages and the candidate spans within them (from the index-time
+annotation). The best sentence's probability is the answer's score: calibrated,
+it decides when to decline.
+"""
 
 from __future__ import annotations
 
-import re
+import functools
+import json
+import logging
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from qa.features import (
+    SENTENCE_FEATURES,
+    SPAN_FEATURES,
+    LinearModel,
+    Question,
+    content_stems,
+    sentence_features,
+    span_features,
+)
 from qa.index import Index
 from qa.types import Answer, Citation, Hit, Sentence
 
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "in",
-        "on",
-        "at",
-        "to",
-        "for",
-        "from",
-        "by",
-        "with",
-        "and",
-        "or",
-        "but",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "being",
-        "do",
-        "does",
-        "did",
-        "has",
-        "have",
-        "had",
-        "what",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "when",
-        "where",
-        "why",
-        "how",
-        "that",
-        "this",
-        "these",
-        "those",
-        "it",
-        "its",
-        "as",
-        "about",
-        "into",
-        "over",
-        "under",
-        "than",
-        "then",
-        "there",
-        "their",
-        "they",
-        "them",
-        "he",
-        "she",
-        "his",
-        "her",
-        "we",
-        "our",
-        "you",
-        "your",
-        "i",
-        "me",
-        "my",
-        "not",
-        "no",
-        "yes",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "shall",
-        "may",
-        "might",
-        "must",
-        "also",
-        "any",
-        "all",
-        "each",
-        "some",
-        "such",
-        "so",
-        "if",
-        "up",
-        "out",
-        "off",
-        "more",
-        "most",
-        "other",
-        "many",
-        "much",
-        "did",
-        "said",
-        "say",
-        "says",
-        "tell",
-    ]
-)
-_TOKEN = re.compile(r"[A-Za-z0-9]+(?:[.'’-][A-Za-z0-9]+)*")
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = Path(__file__).parent / "models" / "answerer.json"
 
 
 def content_words(text: str) -> set[str]:
-    """Lower-cased words that carry meaning (no stop words, light plural stripping)."""
-    out = set()
-    for w in _TOKEN.findall(text.lower()):
-        if w in STOPWORDS:
-            continue
-        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return out
+    """Stemmed words that carry meaning: what "overlap with the question" counts."""
+    return set(content_stems(text))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerModels:
+    sentence: LinearModel
+    span: LinearModel
+    threshold: float
+
+    @classmethod
+    def load(cls, path: str | Path = MODEL_PATH) -> AnswerModels:
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+            return cls(
+                sentence=LinearModel.from_dict(d["sentence"], SENTENCE_FEATURES),
+                span=LinearModel.from_dict(d["span"], SPAN_FEATURES),
+                threshold=float(d["threshold"]),
+            )
+        except (OSError, KeyError, ValueError, TypeError) as e:
+            raise RuntimeError(
+                f"answerer model {path} cannot be used ({e}); retrain it with: release-qa train-answerer"
+            ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def default_models(path: str = str(MODEL_PATH)) -> AnswerModels | None:
+    if not Path(path).is_file():
+        logger.warning("no answerer model at %s: using the untrained fallback scorer", path)
+        return None
+    return AnswerModels.load(path)
 
 
 @dataclass(frozen=True, slots=True)
 class AnswererSettings:
-    """``threshold``: below this score the assistant declines. ``passages``: how many top
-    passages are read."""
+    """``threshold``: below this score the assistant declines (None: the model's own,
+    chosen by its training sweep). ``passages``: how many top passages are read."""
 
-    threshold: float = 0.35
+    threshold: float | None = None
     passages: int = 5
-    cosine_weight: float = 0.5
-    overlap_weight: float = 0.3
-    passage_weight: float = 0.2
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
         if not isinstance(self.passages, int) or self.passages < 1:
             raise ValueError(f"passages must be a positive int, got {self.passages!r}")
 
 
-class Answerer:
-    """Scores every sentence of the top passages by question/sentence cosine, word overlap
-    and the passage's retrieval score; the best one is the quote."""
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One candidate sentence with its features, span scores and probability."""
 
-    def __init__(self, index: Index, settings: AnswererSettings | None = None):
+    sentence: Sentence
+    hit: Hit
+    passage_rank: int
+    features: np.ndarray
+    span_probs: np.ndarray
+    prob: float
+
+
+_FALLBACK_THRESHOLD = 0.35
+
+
+class Answerer:
+    """Scores candidate sentences, then spans, with the trained models (or a fallback)."""
+
+    def __init__(
+        self,
+        index: Index,
+        settings: AnswererSettings | None = None,
+        models: AnswerModels | None = None,
+    ):
         self.index = index
         self.settings = settings if settings is not None else AnswererSettings()
+        self.models = models if models is not None else default_models()
+        self._idf: tuple[int, dict[str, float]] | None = None
 
-    def candidates(self, hits: Sequence[Hit]) -> list[tuple[Sentence, Hit]]:
+    @property
+    def threshold(self) -> float:
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return self.models.threshold if self.models is not None else _FALLBACK_THRESHOLD
+
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency of stems over passages, rebuilt when the index changes."""
+        if self._idf is None or self._idf[0] != self.index.version:
+            df: Counter[str] = Counter()
+            for p in self.index.passages.values():
+                df.update(set(content_stems(p.text)))
+            n = max(1, len(self.index.passages))
+            self._idf = (self.index.version, {w: math.log(1 + n / c) for w, c in df.items()})
+        return self._idf[1]
+
+    def candidates(self, hits: Sequence[Hit]) -> list[tuple[Sentence, Hit, int]]:
         seen: set[tuple[str, int]] = set()
         out = []
-        for h in hits[: self.settings.passages]:
+        for rank, h in enumerate(hits[: self.settings.passages]):
             for s in h.passage.sentences:
                 key = (s.release_id, s.start)
                 if key not in seen:
                     seen.add(key)
-                    out.append((s, h))
+                    out.append((s, h, rank))
         return out
 
-    def score(self, question: str, qvec: np.ndarray, cands: Sequence[tuple[Sentence, Hit]]) -> np.ndarray:
+    def score(
+        self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
+    ) -> list[Scored]:
+        """Every candidate sentence of the top passages, scored (unsorted)."""
+        cands = self.candidates(hits)
         if not cands:
-            return np.zeros(0, dtype=np.float32)
-        st = self.settings
-        svecs = self.index.sentence_vectors_of([s for s, _ in cands])
+            return []
+        q = Question.parse(question, context)
+        svecs = self.index.sentence_vectors_of([s for s, _, _ in cands])
         cos = svecs @ qvec.astype(np.float32)
-        qwords = content_words(question)
-        overlap = np.array(
-            [len(qwords & content_words(s.text)) / len(qwords) if qwords else 0.0 for s, _ in cands],
-            dtype=np.float32,
-        )
-        pscore = np.array([h.score for _, h in cands], dtype=np.float32)
-        return st.cosine_weight * cos + st.overlap_weight * overlap + st.passage_weight * pscore
+        order = np.argsort(-cos)
+        cos_rank = np.empty(len(cos), dtype=np.int64)
+        cos_rank[order] = np.arange(len(cos))
+        cos_max = float(cos.max())
+        idf = self.idf()
+        rows = []
+        span_probs = []
+        for i, (s, h, rank) in enumerate(cands):
+            ann = self.index.annotation(s)
+            sp = (
+                self.models.span.proba(span_features(q, s.text, ann))
+                if self.models is not None and ann.candidates
+                else _fallback_span(q, s.text, ann)
+            )
+            span_probs.append(sp)
+            rel = h.release
+            rows.append(
+                sentence_features(
+                    q,
+                    s.text,
+                    rel.title,
+                    rel.date.year if rel.date else None,
+                    ann,
+                    float(cos[i]),
+                    cos_max,
+                    int(cos_rank[i]),
+                    rank,
+                    idf,
+                    float(sp.max()) if len(sp) else 0.0,
+                )
+            )
+        x = np.asarray(rows, dtype=np.float32)
+        probs = self.models.sentence.proba(x) if self.models is not None else _fallback_sentence(x)
+        return [
+            Scored(s, h, rank, x[i], span_probs[i], float(probs[i])) for i, (s, h, rank) in enumerate(cands)
+        ]
 
     def answer(
         self,
@@ -184,31 +196,53 @@ class Answerer:
         hits: Sequence[Hit],
         *,
         threshold: float | None = None,
+        context: str | None = None,
         resolved_question: str | None = None,
     ) -> Answer:
-        threshold = self.settings.threshold if threshold is None else threshold
-        query = resolved_question if resolved_question is not None else question
-        cands = self.candidates(hits)
-        scores = self.score(query, qvec, cands)
-        if len(scores) == 0:
+        """``context``: the earlier question when this one is a follow-up."""
+        limit = self.threshold if threshold is None else threshold
+        scored = self.score(question, qvec, hits, context)
+        if not scored:
             return Answer(
                 question, None, None, 0.0, None, hits=tuple(hits), resolved_question=resolved_question
             )
-        best = int(np.argmax(scores))
-        score = float(scores[best])
-        if score < threshold:
+        best = max(scored, key=lambda c: c.prob)
+        if best.prob < limit:
             return Answer(
-                question, None, None, score, None, hits=tuple(hits), resolved_question=resolved_question
+                question, None, None, best.prob, None, hits=tuple(hits), resolved_question=resolved_question
             )
-        sent, hit = cands[best]
+        s = best.sentence
+        start, end = s.start, s.end
+        ann = self.index.annotation(s)
+        if len(best.span_probs):
+            c = ann.candidates[int(np.argmax(best.span_probs))]
+            start, end = s.start + c.start, s.start + c.end
+        text = best.hit.release.text
         return Answer(
             question=question,
-            text=sent.text,
-            sentence=sent.text,
-            score=score,
-            citation=Citation.of(hit.release, sent.start, sent.end),
-            sentence_start=sent.start,
-            sentence_end=sent.end,
+            text=text[start:end],
+            sentence=s.text,
+            score=best.prob,
+            citation=Citation.of(best.hit.release, start, end),
+            sentence_start=s.start,
+            sentence_end=s.end,
             hits=tuple(hits),
             resolved_question=resolved_question,
         )
+
+
+def _fallback_sentence(x: np.ndarray) -> np.ndarray:
+    """Hand-set weights for when no trained model ships: cosine, overlap, passage rank."""
+    i = {name: k for k, name in enumerate(SENTENCE_FEATURES)}
+    return 0.5 * x[:, i["cos"]] + 0.3 * x[:, i["overlap"]] + 0.2 * x[:, i["passage_rank"]]
+
+
+def _fallback_span(q: Question, sentence_text: str, ann: object) -> np.ndarray:
+    from qa.annotate import Annotation
+
+    assert isinstance(ann, Annotation)
+    if not ann.candidates:
+        return np.zeros(0, dtype=np.float32)
+    f = span_features(q, sentence_text, ann)
+    i = {name: k for k, name in enumerate(SPAN_FEATURES)}
+    return 0.5 * f[:, i["expected"]] - 0.4 * f[:, i["cand_overlap"]] - 0.2 * f[:, i["dist"]] + 0.05

@@ -112,8 +112,8 @@ def last_user_question(history: Sequence[Message] | None) -> str | None:
     return None
 
 
-def resolve_followup(question: str, history: Sequence[Message] | None) -> str | None:
-    """The question to retrieve with when ``question`` leans on the chat so far, else None.
+def followup_context(question: str, history: Sequence[Message] | None) -> str | None:
+    """The earlier question that ``question`` leans on, or None if it stands alone.
 
     A follow-up ("And when was it held?", "What about 2023?") is short, starts with a
     connective or leans on a pronoun; the previous question supplies its subject.
@@ -124,8 +124,14 @@ def resolve_followup(question: str, history: Sequence[Message] | None) -> str | 
     q = question.strip()
     few_words = len(content_words(q)) <= 3
     if _FOLLOWUP_START.search(q) or (few_words and _PRONOUN.search(q)) or len(content_words(q)) <= 1:
-        return f"{prev.strip()} {q}"
+        return " ".join(prev.split())
     return None
+
+
+def resolve_followup(question: str, history: Sequence[Message] | None) -> str | None:
+    """The question to retrieve with when ``question`` is a follow-up (earlier question + it)."""
+    ctx = followup_context(question, history)
+    return None if ctx is None else f"{ctx} {question.strip()}"
 
 
 class Assistant:
@@ -260,13 +266,14 @@ class Assistant:
         hist = list(histories) if histories is not None else [None] * len(qs)
         if len(hist) != len(qs):
             raise ValueError(f"got {len(qs)} questions but {len(hist)} histories")
-        resolved = [resolve_followup(q, h) for q, h in zip(qs, hist, strict=True)]
+        contexts = [followup_context(q, h) for q, h in zip(qs, hist, strict=True)]
+        resolved = [None if c is None else f"{c} {q}" for q, c in zip(qs, contexts, strict=True)]
         queries = [r if r is not None else q for q, r in zip(qs, resolved, strict=True)]
         vecs = self.retriever.encode(queries)
         hits = self.retriever.search_encoded(queries, vecs, k=k, filters=filters)
         return [
-            self.answerer.answer(q, v, h, threshold=threshold, resolved_question=r)
-            for q, v, h, r in zip(qs, vecs, hits, resolved, strict=True)
+            self.answerer.answer(q, v, h, threshold=threshold, context=c, resolved_question=r)
+            for q, v, h, c, r in zip(qs, vecs, hits, contexts, resolved, strict=True)
         ]
 
 

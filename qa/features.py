@@ -1,0 +1,360 @@
+"""Features of the answerer's two decisions: which sentence answers, and which span of it.
+
+Both are scored by small logistic-regression models trained on SQuAD v1.1 train
+(``qa.train``); this module turns (question, sentence, candidate) into numbers, the
+same way at training and at answering time.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.annotate import Annotation, Candidate
+
+# ---------------------------------------------------------------- words
+
+STOPWORDS = frozenset(
+    """a an the of in on at to for from by with and or but is are was were be been being do does
+    did has have had what which who whom whose when where why how that this these those it its
+    as about into over under than then there their they them he she his her we our you your i
+    me my not no yes can could would should will shall may might must also any all each some
+    such so if up out off more most other many much said say says tell name named""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[.'’-][A-Za-z0-9]+)*")
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+
+
+@functools.lru_cache(maxsize=1)
+def _stem_words():  # type: ignore[no-untyped-def]
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english").stemWord
+    except ImportError:  # pragma: no cover
+        return lambda w: w
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    return _stem_words()(word.lower())
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def content_stems(text: str) -> list[str]:
+    """Stems of the words that carry meaning, in order."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+def years(text: str) -> set[str]:
+    return set(_YEAR.findall(text))
+
+
+# ---------------------------------------------------------------- question types
+
+QTYPES = (
+    "who",
+    "when",
+    "where",
+    "why",
+    "how_many",
+    "how_much",
+    "how_long",
+    "how",
+    "what_year",
+    "which",
+    "what",
+    "other",
+)
+
+_QTYPE_RULES = (
+    ("how_many", r"\bhow many\b"),
+    ("how_much", r"\bhow much\b|\bwhat (?:was|is) the (?:amount|cost|value|price|fine|penalty)\b"),
+    ("how_long", r"\bhow (?:long|old|far|often|large|big)\b"),
+    ("what_year", r"\b(?:what|which) (?:year|date|day|month|decade|century)\b|\bwhen\b"),
+    ("who", r"\bwho(?:m|se)?\b"),
+    ("where", r"\bwhere\b"),
+    ("why", r"\bwhy\b|\bfor what (?:reason|purpose)\b"),
+    ("how", r"\bhow\b"),
+    ("which", r"\bwhich\b"),
+    ("what", r"\bwhat\b"),
+)
+
+
+def question_type(question: str) -> str:
+    """The answer type a question asks for, from its wh-words (first match wins)."""
+    q = question.lower()
+    best: tuple[int, str] | None = None
+    for name, pattern in _QTYPE_RULES:
+        m = re.search(pattern, q)
+        if m and (best is None or m.start() < best[0] - 20):
+            best = (m.start(), name)
+            if name in ("how_many", "how_much", "how_long", "what_year"):
+                break
+    if best is None:
+        return "other"
+    return "when" if best[1] == "what_year" and "when" in q.split()[:3] else best[1]
+
+
+def focus_word(question: str, qtype: str) -> str | None:
+    """The noun after "which"/"what" ("which country" -> "country"), stemmed."""
+    m = re.search(r"\b(?:which|what)\s+([a-z]+)", question.lower())
+    if m and m.group(1) not in STOPWORDS and qtype in ("which", "what", "what_year", "when"):
+        return stem(m.group(1))
+    return None
+
+
+# candidate label groups (entity labels and candidate kinds)
+LABEL_GROUPS = (
+    "PERSON",
+    "ORG",
+    "PLACE",
+    "NORP",
+    "DATE",
+    "CARDINAL",
+    "MONEY",
+    "PERCENT",
+    "QUANTITY",
+    "ORDINAL",
+    "ENT",
+    "np",
+    "pobj",
+    "subtree",
+    "pp",
+    "clause",
+    "num",
+    "word",
+)
+_PLACE = {"GPE", "LOC", "FAC"}
+_OTHER_ENT = {"EVENT", "WORK_OF_ART", "LAW", "LANGUAGE", "PRODUCT"}
+
+
+def label_group(c: Candidate) -> str:
+    if c.kind == "ent":
+        if c.label in _PLACE:
+            return "PLACE"
+        if c.label == "TIME":
+            return "DATE"
+        if c.label in _OTHER_ENT:
+            return "ENT"
+        return c.label if c.label in LABEL_GROUPS else "ENT"
+    return c.kind if c.kind in LABEL_GROUPS else "subtree"
+
+
+EXPECTED: dict[str, frozenset[str]] = {
+    "who": frozenset({"PERSON", "ORG", "NORP"}),
+    "when": frozenset({"DATE"}),
+    "what_year": frozenset({"DATE"}),
+    "where": frozenset({"PLACE", "ORG"}),
+    "how_many": frozenset({"CARDINAL", "QUANTITY", "num"}),
+    "how_much": frozenset({"MONEY", "PERCENT", "QUANTITY", "CARDINAL"}),
+    "how_long": frozenset({"DATE", "QUANTITY", "CARDINAL"}),
+    "why": frozenset({"clause"}),
+}
+
+DEPS = ("nsubj", "nsubjpass", "dobj", "pobj", "attr", "appos", "conj", "compound", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What the answerer knows about a question, computed once per question."""
+
+    text: str
+    qtype: str
+    stems: frozenset[str]
+    bigrams: frozenset[tuple[str, str]]
+    focus: str | None
+    years: frozenset[str]
+
+    @classmethod
+    def parse(cls, text: str, context: str | None = None) -> Question:
+        """``context``: the earlier question a follow-up leans on; it lends its words and
+        years (unless the follow-up names its own), never its answer type."""
+        qtype = question_type(text)
+        st = content_stems(text)
+        ctx = content_stems(context) if context else []
+        own_years = years(text)
+        return cls(
+            text=text,
+            qtype=qtype,
+            stems=frozenset(st) | frozenset(ctx),
+            bigrams=frozenset(itertools.pairwise(st)) | frozenset(itertools.pairwise(ctx)),
+            focus=focus_word(text, qtype),
+            years=frozenset(own_years or (years(context) if context else set())),
+        )
+
+
+# ---------------------------------------------------------------- sentence features
+
+SENTENCE_FEATURES = (
+    "cos",
+    "cos_gap",
+    "cos_rank_top",
+    "overlap",
+    "idf_overlap",
+    "bigram_overlap",
+    "passage_rank",
+    "passage_top1",
+    "title_overlap",
+    "year_match",
+    "year_miss",
+    "type_match",
+    "log_len",
+    "heading",
+    "span_best",
+)
+
+
+def sentence_features(
+    q: Question,
+    sentence_text: str,
+    title: str,
+    release_year: int | None,
+    ann: Annotation,
+    cos: float,
+    cos_max: float,
+    cos_rank: int,
+    passage_rank: int,
+    idf: dict[str, float],
+    span_best: float,
+) -> list[float]:
+    s_stems = content_stems(sentence_text)
+    s_set = set(s_stems)
+    q_idf = sum(idf.get(w, 1.0) for w in q.stems) or 1.0
+    inter = q.stems & s_set
+    s_bigrams = set(itertools.pairwise(s_stems))
+    title_set = set(content_stems(title))
+    s_years = years(sentence_text) | ({str(release_year)} if release_year else set())
+    expected = EXPECTED.get(q.qtype)
+    type_match = float(bool(expected) and any(label_group(c) in expected for c in ann.candidates))
+    n_tok = max(1, len(sentence_text.split()))
+    return [
+        cos,
+        cos - cos_max,
+        float(cos_rank == 0),
+        len(inter) / len(q.stems) if q.stems else 0.0,
+        sum(idf.get(w, 1.0) for w in inter) / q_idf,
+        len(q.bigrams & s_bigrams) / len(q.bigrams) if q.bigrams else 0.0,
+        1.0 / (1.0 + passage_rank),
+        float(passage_rank == 0),
+        len(q.stems & title_set) / len(q.stems) if q.stems else 0.0,
+        float(bool(q.years) and bool(q.years & s_years)),
+        float(bool(q.years) and not (q.years & s_years)),
+        type_match,
+        math.log(n_tok),
+        float(n_tok < 6),
+        span_best,
+    ]
+
+
+# ---------------------------------------------------------------- span features
+
+_CROSS = [(t, g) for t in QTYPES for g in LABEL_GROUPS]
+SPAN_FEATURES = (
+    "bias_len1",
+    "log_len",
+    "cand_overlap",
+    "cand_all_in_q",
+    "dist",
+    "no_match",
+    "after_match",
+    "head_in_q",
+    "focus_in_cand",
+    "focus_is_head",
+    "has_digit",
+    "capitalized",
+    "expected",
+    *(f"dep={d}" for d in DEPS),
+    *(f"{t}x{g}" for t, g in _CROSS),
+)
+_CROSS_INDEX = {k: i for i, k in enumerate(_CROSS)}
+_N_BASE = len(SPAN_FEATURES) - len(_CROSS)
+
+
+def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
+    """One row per candidate of the sentence."""
+    cands = ann.candidates
+    out = np.zeros((len(cands), len(SPAN_FEATURES)), dtype=np.float32)
+    if not cands:
+        return out
+    tok_stems = [stem(t[2]) for t in ann.tokens]
+    matched = [i for i, s in enumerate(tok_stems) if s in q.stems]
+    first_match = matched[0] if matched else None
+    expected = EXPECTED.get(q.qtype, frozenset())
+    for row, c in enumerate(cands):
+        text = sentence_text[c.start : c.end]
+        c_stems = [stem(w) for w in words(text) if w not in STOPWORDS]
+        n = c.tok_end - c.tok_start
+        in_q = sum(1 for w in c_stems if w in q.stems)
+        outside = [m for m in matched if not c.tok_start <= m < c.tok_end]
+        if outside:
+            dist = min(c.tok_start - m if m < c.tok_start else m - (c.tok_end - 1) for m in outside)
+        else:
+            dist = 0 if matched else 30
+        group = label_group(c)
+        dep = c.dep if c.dep in DEPS else "other"
+        f = out[row]
+        f[0] = float(n == 1)
+        f[1] = math.log(1 + n)
+        f[2] = in_q / len(c_stems) if c_stems else 1.0
+        f[3] = float(bool(c_stems) and in_q == len(c_stems))
+        f[4] = min(dist, 30) / 30.0
+        f[5] = float(not matched)
+        f[6] = float(first_match is not None and c.tok_start > first_match)
+        f[7] = float(stem(c.head) in q.stems)
+        f[8] = float(q.focus is not None and q.focus in c_stems)
+        f[9] = float(q.focus is not None and bool(c_stems) and c_stems[-1] == q.focus)
+        f[10] = float(any(ch.isdigit() for ch in text))
+        f[11] = float(text[:1].isupper())
+        f[12] = float(group in expected)
+        f[13 + DEPS.index(dep)] = 1.0
+        f[_N_BASE + _CROSS_INDEX[(q.qtype, group)]] = 1.0
+    return out
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True, slots=True)
+class LinearModel:
+    """Standardized logistic regression: p = sigmoid(((x - mean) / scale) @ coef + intercept)."""
+
+    features: tuple[str, ...]
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[-1] != len(self.features):
+            raise ValueError(f"expected {len(self.features)} features, got {x.shape[-1]}")
+        return ((x - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(x)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "features": list(self.features),
+            "coef": [round(float(v), 6) for v in self.coef],
+            "intercept": round(float(self.intercept), 6),
+            "mean": [round(float(v), 6) for v in self.mean],
+            "scale": [round(float(v), 6) for v in self.scale],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object], expected: Sequence[str]) -> LinearModel:
+        feats = tuple(d["features"])  # type: ignore[arg-type]
+        if feats != tuple(expected):
+            raise ValueError("model features do not match this version's features; retrain it")
+        arr = lambda k: np.asarray(d[k], dtype=np.float32)  # noqa: E731
+        return cls(feats, arr("coef"), float(d["intercept"]), arr("mean"), arr("scale"))  # type: ignore[arg-type]

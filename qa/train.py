@@ -1,0 +1,214 @@
+"""Train the answerer's sentence and span models on SQuAD v1.1 train.
+
+The training questions go through the same pipeline as real ones: their articles
+are indexed, retrieval returns the top passages, and every candidate sentence and
+span is featurized exactly as at answering time. For a share of the questions the
+gold article is removed from the results, so the sentence model also learns what
+"the answer is not here" looks like: its probability is the score that abstention
+thresholds. Never run this on the dev sets that are reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import random
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import MODEL_PATH, Answerer, AnswerModels
+from qa.chunking import ChunkerSettings
+from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.features import SENTENCE_FEATURES, SPAN_FEATURES, LinearModel, Question, span_features
+from qa.index import Index, QAIndexError, corpus_fingerprint
+from qa.retrieval import Retriever
+from qa.squad import load_squad
+from qa.text_metrics import exact_match, f1_score, normalize_answer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "train" / "squad-v1.1-train.json.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    articles: int = 40
+    questions: int = 5000
+    drop_gold: float = 0.3
+    heldout: float = 0.2
+    seed: int = 13
+    c: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.articles < 1 or self.questions < 10:
+            raise ValueError(
+                f"need at least 1 article and 10 questions, got {self.articles}, {self.questions}"
+            )
+        if not 0.0 <= self.drop_gold < 1.0 or not 0.0 < self.heldout < 1.0:
+            raise ValueError(
+                f"drop_gold must be in [0,1) and heldout in (0,1): {self.drop_gold}, {self.heldout}"
+            )
+
+
+def _fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], c: float) -> LinearModel:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    clf = LogisticRegression(C=c, max_iter=2000)
+    clf.fit((x - mean) / scale, y)
+    return LinearModel(features, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), mean, scale)
+
+
+def _contains_gold(text: str, golds: tuple[str, ...]) -> bool:
+    t = normalize_answer(text)
+    return any(normalize_answer(g) and normalize_answer(g) in t for g in golds)
+
+
+def _train_index(path: Path, releases: list, embedder: Embedder, cache: Path) -> Index:
+    key = corpus_fingerprint(r.id for r in releases)
+    folder = cache / f"squad-train-{key}"
+    try:
+        return Index.load(folder, embedder)
+    except QAIndexError:
+        logger.info("indexing %d training articles into %s", len(releases), folder)
+        index = Index.build(releases, embedder, ChunkerSettings(), progress=True)
+        index.save(folder)
+        return index
+
+
+def train_answerer(
+    out: str | os.PathLike[str] = MODEL_PATH,
+    *,
+    data: str | os.PathLike[str] = DEFAULT_TRAIN,
+    settings: TrainSettings | None = None,
+    embedder: Embedder | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> dict[str, object]:
+    """Fit both models, pick the abstention threshold on held-out questions, write JSON."""
+    st = settings if settings is not None else TrainSettings()
+    emb = embedder if embedder is not None else SentenceTransformerEmbedder()
+    rng = random.Random(st.seed)
+    full = load_squad(data)
+    arts = sorted(full.releases, key=lambda r: r.id)
+    rng.shuffle(arts)
+    chosen = {r.id for r in arts[: st.articles]}
+    releases = [r for r in full.releases if r.id in chosen]
+    questions = [q for q in full.questions if q.release_id in chosen and q.answers]
+    rng.shuffle(questions)
+    questions = questions[: st.questions]
+    cache_dir = Path(cache) if cache is not None else Path(tempfile.gettempdir()) / "release-qa-train"
+    index = _train_index(Path(out), releases, emb, cache_dir)
+    retriever = Retriever(index, emb, k=20)
+    answerer = Answerer(index, models=None)
+
+    texts = [q.question for q in questions]
+    qvecs = emb.encode(texts, progress=True)
+    hits_all = retriever.search_encoded(texts, qvecs, k=20)
+    n_held = int(len(questions) * st.heldout)
+    drop = [rng.random() < st.drop_gold for _ in questions]
+
+    span_x, span_y = [], []
+    sent_rows: list[tuple[int, np.ndarray, float, object]] = []  # (question idx, feats, label, scored)
+    for i, (q, hits) in enumerate(zip(questions, hits_all, strict=True)):
+        if drop[i]:
+            hits = [h for h in hits if h.release.id != q.release_id]
+        scored = answerer.score(q.question, qvecs[i], hits[: answerer.settings.passages])
+        if i >= n_held:  # span training data: candidates of sentences holding the answer
+            parsed = Question.parse(q.question)
+            for sc in scored:
+                if not _contains_gold(sc.sentence.text, q.answers):
+                    continue
+                ann = index.annotation(sc.sentence)
+                if not ann.candidates:
+                    continue
+                span_x.append(span_features(parsed, sc.sentence.text, ann))
+                span_y.extend(
+                    float(max(exact_match(sc.sentence.text[c.start : c.end], g) for g in q.answers))
+                    for c in ann.candidates
+                )
+        for sc in scored:
+            sent_rows.append((i, sc, float(_contains_gold(sc.sentence.text, q.answers))))
+    xs, ys = np.concatenate(span_x), np.asarray(span_y)
+    logger.info("span model: %d candidates, %d positive", len(ys), int(ys.sum()))
+    span_model = _fit(xs, ys, SPAN_FEATURES, st.c)
+
+    # the sentence model sees the trained span model's best score, as at answering time
+    best_idx = SENTENCE_FEATURES.index("span_best")
+    feats, labels, qidx = [], [], []
+    for i, sc, label in sent_rows:
+        f = sc.features.copy()
+        ann = index.annotation(sc.sentence)
+        if ann.candidates:
+            f[best_idx] = float(
+                span_model.proba(
+                    span_features(Question.parse(questions[i].question), sc.sentence.text, ann)
+                ).max()
+            )
+        feats.append(f)
+        labels.append(label)
+        qidx.append(i)
+    x, y, qi = np.asarray(feats), np.asarray(labels), np.asarray(qidx)
+    train_mask = qi >= n_held
+    sent_model = _fit(x[train_mask], y[train_mask], SENTENCE_FEATURES, st.c)
+    models = AnswerModels(sent_model, span_model, threshold=0.5)
+
+    # held-out: answer with both models, sweep the threshold
+    held = Answerer(index, models=models)
+    results = []
+    for i in range(n_held):
+        q = questions[i]
+        hits = hits_all[i] if not drop[i] else [h for h in hits_all[i] if h.release.id != q.release_id]
+        a = held.answer(q.question, qvecs[i], hits, threshold=0.0)
+        answerable = not drop[i] or any(_contains_gold(h.passage.text, q.answers) for h in hits[:5])
+        f1 = max(f1_score(a.text or "", g) for g in q.answers) if answerable else 0.0
+        em = max(exact_match(a.text or "", g) for g in q.answers) if answerable else 0.0
+        sent_ok = answerable and _contains_gold(a.sentence or "", q.answers)
+        results.append((a.score, answerable, f1, em, sent_ok))
+    threshold, best_f1 = _sweep(results)
+    answerable = [r for r in results if r[1]]
+    metrics = {
+        "heldout_questions": n_held,
+        "heldout_answerable": len(answerable),
+        "heldout_sentence_holds_gold": round(float(np.mean([r[4] for r in answerable])), 4),
+        "heldout_f1_answerable": round(float(np.mean([r[2] for r in answerable])), 4),
+        "heldout_em_answerable": round(float(np.mean([r[3] for r in answerable])), 4),
+        "heldout_overall_f1_at_threshold": round(best_f1, 4),
+    }
+    payload = {
+        "about": "release-qa answerer: logistic regressions over qa.features; retrain with "
+        "`release-qa train-answerer`",
+        "trained_on": f"SQuAD v1.1 train ({Path(data).name}), {len(releases)} articles, "
+        f"{len(questions)} questions, gold article dropped for {st.drop_gold:.0%}",
+        "settings": {k: getattr(st, k) for k in st.__dataclass_fields__},
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "threshold": round(threshold, 4),
+        "metrics": metrics,
+        "sentence": sent_model.to_dict(),
+        "span": span_model.to_dict(),
+    }
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out_path)
+    return payload
+
+
+def _sweep(results: list[tuple[float, bool, float, float, bool]]) -> tuple[float, float]:
+    """Threshold maximizing SQuAD-2.0-style overall F1 (a decline scores 1 on unanswerable)."""
+    best = (0.5, -1.0)
+    for t in np.linspace(0.02, 0.98, 49):
+        total = sum(
+            (f1 if s >= t else 0.0) if ans else (0.0 if s >= t else 1.0) for s, ans, f1, _, _ in results
+        )
+        f = total / max(1, len(results))
+        if f > best[1]:
+            best = (float(t), f)
+    return best
