@@ -211,12 +211,8 @@ class Answerer:
             return Answer(
                 question, None, None, best.prob, None, hits=tuple(hits), resolved_question=resolved_question
             )
+        start, end = self._span(best)
         s = best.sentence
-        start, end = s.start, s.end
-        ann = self.index.annotation(s)
-        if len(best.span_probs):
-            c = ann.candidates[int(np.argmax(best.span_probs))]
-            start, end = s.start + c.start, s.start + c.end
         text = best.hit.release.text
         return Answer(
             question=question,
@@ -228,7 +224,31 @@ class Answerer:
             sentence_end=s.end,
             hits=tuple(hits),
             resolved_question=resolved_question,
+            alternatives=self._alternatives(question, best, scored, limit),
         )
+
+    def _span(self, sc: Scored) -> tuple[int, int]:
+        """Release offsets of the best candidate span (the whole sentence if none)."""
+        s = sc.sentence
+        if not len(sc.span_probs):
+            return s.start, s.end
+        c = self.index.annotation(s).candidates[int(np.argmax(sc.span_probs))]
+        return s.start + c.start, s.start + c.end
+
+    def _alternatives(
+        self, question: str, best: Scored, scored: Sequence[Scored], limit: float
+    ) -> tuple[Citation, ...]:
+        """Best answers from other releases scoring close to the best, when the question names
+        no year to choose between them."""
+        if Question.parse(question).years:
+            return ()
+        per_release: dict[str, Scored] = {}
+        for sc in sorted(scored, key=lambda c: -c.prob):
+            if sc.prob >= max(limit, 0.8 * best.prob):
+                per_release.setdefault(sc.hit.release.id, sc)
+        per_release.pop(best.hit.release.id, None)
+        ranked = list(per_release.values())[:3]
+        return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in ranked)
 
 
 def _fallback_sentence(x: np.ndarray) -> np.ndarray:

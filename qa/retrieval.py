@@ -14,7 +14,7 @@ import numpy as np
 from qa.embedding import Embedder
 from qa.index import Index, passage_embedding_text
 from qa.lexical import BM25
-from qa.types import Hit, Release
+from qa.types import Hit, Passage, Release
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,12 @@ class Filters:
             if (release.source or "").casefold() not in wanted:
                 return False
         return True
+
+
+def lexical_text(release: Release, passage: Passage) -> str:
+    """What BM25 sees: the encoder's text plus the release's year, which questions often name."""
+    year = f" {release.date.year}" if release.date else ""
+    return f"{passage_embedding_text(release, passage)}{year}"
 
 
 def _check_k(k: int) -> int:
@@ -103,12 +109,12 @@ class Retriever:
         return self.embedder.encode(list(queries))
 
     def lexical(self) -> tuple[BM25, list[int]]:
-        """The BM25 index over passages (title + text) and the passage id of each row."""
+        """The BM25 index over passages (title, year and text) and the passage id of each row."""
         with self._lock:
             if self._bm25 is None or self._bm25[0] != self.index.version:
                 fids = list(self.index.passages)
                 docs = [
-                    passage_embedding_text(
+                    lexical_text(
                         self.index.releases[self.index.passages[f].release_id], self.index.passages[f]
                     )
                     for f in fids

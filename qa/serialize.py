@@ -47,8 +47,11 @@ def answer_to_dict(a: Answer) -> dict[str, Any]:
         "answer": answer,
         "passages": [hit_to_dict(h) for h in a.hits],
     }
+    out["confidence"] = a.confidence
     if a.resolved_question is not None:
         out["resolved_question"] = a.resolved_question
+    if a.alternatives:
+        out["alternatives"] = [citation_to_dict(c) for c in a.alternatives]
     if answer is None:
         out["score"] = round(a.score, 6)
     return out

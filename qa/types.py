@@ -102,6 +102,9 @@ class Answer:
     sentence_end: int | None = None
     hits: tuple[Hit, ...] = field(default=(), compare=False, repr=False)
     resolved_question: str | None = None
+    alternatives: tuple[Citation, ...] = ()
+    """Other releases that answer nearly as well (say, each year's edition of an event)
+    when the question does not say which one it means."""
 
     @property
     def declined(self) -> bool:
