@@ -108,6 +108,7 @@ class Manifest:
         }
         if self.files:
             d["files"] = dict(self.files)
+            d["checksum"] = _manifest_checksum(d)
         return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod
@@ -123,6 +124,8 @@ class Manifest:
                     f"index at {root or where.parent} has format version {d.get('format_version')!r}; "
                     f"this release-qa reads version {FORMAT_VERSION}; {hint}"
                 )
+            if "checksum" in d and d.pop("checksum") != _manifest_checksum(d):
+                raise QAIndexError(f"manifest {where} is damaged (it does not match its checksum); {hint}")
             c = d["corpus"]
             return cls(
                 model=d["model"]["name"],
@@ -138,6 +141,11 @@ class Manifest:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e}); {hint}") from None
+
+
+def _manifest_checksum(d: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's other fields, so no edit or bit flip in it goes unseen."""
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def rebuild_hint(root: Path) -> str:
@@ -303,10 +311,12 @@ class Index:
     ) -> tuple[int, int]:
         """Make the index hold exactly ``releases``: embed only new ones, drop missing ones.
 
-        Releases read from ``keep_paths`` (files that exist but could not be read this
-        time) are kept as indexed: a file damaged since the last run costs nothing.
+        A release whose text is indexed but whose title, date, source, url or file name
+        changed is re-added, so citations never show stale metadata. Releases read from
+        ``keep_paths`` (files that exist but could not be read this time) are kept as
+        indexed: a file damaged since the last run costs nothing.
         """
-        keep = {r.id for r in releases}
+        keep = {r.id for r in releases if self.releases.get(r.id, r) == r}
         kept = tuple(keep_paths)
         for rid, r in self.releases.items():
             if rid not in keep and any(r.path == k or r.path.startswith(f"{k}#") for k in kept):
@@ -370,6 +380,7 @@ class Index:
         with contextlib.nullcontext() if locked else writer_lock(root):
             _clean_stale(root)
             snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
+            snap.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
             try:
                 faiss.write_index(self.passage_vectors, str(snap / "passages.faiss"))
                 faiss.write_index(self.sentence_vectors, str(snap / "sentences.faiss"))
@@ -426,15 +437,6 @@ class Index:
     @classmethod
     def _load_snapshot(cls, root: Path, snap: Path, embedder: Embedder | None) -> Index:
         manifest = _read_manifest(root, snap)
-        if embedder is not None and (embedder.name, embedder.dimension) != (
-            manifest.model,
-            manifest.dimension,
-        ):
-            raise QAIndexError(
-                f"index at {root} was built with model {manifest.model!r} (dimension "
-                f"{manifest.dimension}), not {embedder.name!r} (dimension {embedder.dimension}); "
-                f"rebuild it with: release-qa index <folders> --index {root}"
-            )
         for name, digest in manifest.files:
             try:
                 ok = _sha256(snap / name) == digest
@@ -446,6 +448,15 @@ class Index:
                 raise QAIndexError(
                     f"index at {root} is damaged ({name} does not match its checksum); {rebuild_hint(root)}"
                 )
+        if embedder is not None and (embedder.name, embedder.dimension) != (
+            manifest.model,
+            manifest.dimension,
+        ):
+            raise QAIndexError(
+                f"index at {root} was built with model {manifest.model!r} (dimension "
+                f"{manifest.dimension}), not {embedder.name!r} (dimension {embedder.dimension}); "
+                f"rebuild it with: release-qa index <folders> --index {root}"
+            )
         try:
             pvec = faiss.read_index(str(snap / "passages.faiss"))
             svec = faiss.read_index(str(snap / "sentences.faiss"))

@@ -398,12 +398,19 @@ def iter_files(
                 child = name / entry.name
                 if entry.is_dir(follow_symlinks=False):
                     subfolders.append((Path(entry.path), child))
-                elif entry.is_symlink() and entry.is_dir():
+                elif _is_linked_folder(entry):
                     if on_skip is not None:
                         on_skip(child.as_posix(), "symlinked folder, not followed (it could loop)")
                 elif Path(entry.name).suffix.lower() in SUFFIXES:
                     yield Path(entry.path), child.as_posix()
             stack.extend(reversed(subfolders))
+
+
+def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink() and entry.is_dir()
+    except OSError:  # a symlink loop: not a folder; reading it as a file says why
+        return False
 
 
 def read_releases(
