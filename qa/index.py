@@ -378,7 +378,6 @@ class Index:
         root = Path(path)
         (root / "snapshots").mkdir(parents=True, exist_ok=True)
         with contextlib.nullcontext() if locked else writer_lock(root):
-            _clean_stale(root)
             snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
             snap.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
             try:
@@ -547,7 +546,8 @@ def _clean_stale(root: Path) -> None:
         live = Path(os.readlink(root / "current")).name
     except OSError:
         live = None
-    for old in (root / "snapshots").iterdir():
+    snapshots = root / "snapshots"
+    for old in snapshots.iterdir() if snapshots.is_dir() else ():
         if old.name != live:
             logger.info("removing stale snapshot %s", old)
             shutil.rmtree(old, ignore_errors=True)
@@ -574,7 +574,11 @@ def _fsync(path: Path) -> None:
 
 @contextlib.contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
-    """One writer at a time per index folder; a second one is refused, not queued."""
+    """One writer at a time per index folder; a second one is refused, not queued.
+
+    The lock dies with its process, so a killed writer never blocks the next one, and
+    the next one first removes what the killed one left (see ``_clean_stale``).
+    """
     root.mkdir(parents=True, exist_ok=True)
     fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -590,6 +594,7 @@ def writer_lock(root: Path) -> Iterator[None]:
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _clean_stale(root)
         yield
     finally:
         os.close(fd)

@@ -249,17 +249,22 @@ def test_non_utf8_and_deeply_nested_releases_are_read(
     utf16 = "The café reopened after the ministry’s review, officials said."
     (corpus_dir / "latin.txt").write_bytes(latin.encode("cp1252"))
     (corpus_dir / "utf16.txt").write_bytes(utf16.encode("utf-16"))
-    deep = corpus_dir
+    levels = [corpus_dir]
     for _ in range(1100):  # deeper than Python's recursion limit (os.walk in 3.11 recurses)
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "deep.txt").write_text("A release at the bottom of many folders. It is read.")
-    idx = tmp_path / "idx"
-    rc, _out, err = cli_index(capsys, idx, corpus_dir)
-    assert (rc, err) == (0, [])
-    texts = {r.path: r.text for r in Index.load(idx).releases.values()}
-    assert texts["releases/latin.txt"] == latin and texts["releases/utf16.txt"] == utf16
-    assert texts["releases/" + "d/" * 1100 + "deep.txt"].startswith("A release at the bottom")
+        levels.append(levels[-1] / "d")
+        levels[-1].mkdir()
+    (levels[-1] / "deep.txt").write_text("A release at the bottom of many folders. It is read.")
+    try:
+        idx = tmp_path / "idx"
+        rc, _out, err = cli_index(capsys, idx, corpus_dir)
+        assert (rc, err) == (0, [])
+        texts = {r.path: r.text for r in Index.load(idx).releases.values()}
+        assert texts["releases/latin.txt"] == latin and texts["releases/utf16.txt"] == utf16
+        assert texts["releases/" + "d/" * 1100 + "deep.txt"].startswith("A release at the bottom")
+    finally:  # bottom up: shutil.rmtree (and so pytest's clean-up) recurses too
+        (levels[-1] / "deep.txt").unlink()
+        for level in reversed(levels[1:]):
+            level.rmdir()
 
 
 def test_limit_is_checked_before_reading(tmp_path: Path) -> None:
