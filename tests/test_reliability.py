@@ -13,6 +13,7 @@ import itertools
 import json
 import pickle
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -282,8 +283,21 @@ def test_limit_is_checked_before_reading(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- damaged indexes
 
 
-def _save(corpus_dir: Path, idx: Path, embedder: HashingEmbedder) -> Path:
-    update_index(idx, [corpus_dir], embedder=embedder, chunker=HASHING)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One index of the test releases, copied by the tests that damage it."""
+    from tests.conftest import RELEASES
+
+    d = tmp_path_factory.mktemp("built") / "releases"
+    d.mkdir()
+    for name, text in RELEASES.items():
+        (d / name).write_text(text, encoding="utf-8")
+    update_index(d.parent / "idx", [d], embedder=HashingEmbedder(dimension=256), chunker=HASHING)
+    return d.parent / "idx"
+
+
+def _save(built: Path, idx: Path) -> Path:
+    shutil.copytree(built, idx, symlinks=True)
     return (idx / "current").resolve()
 
 
@@ -304,10 +318,10 @@ def _empty(p: Path) -> None:
 @pytest.mark.parametrize("damage", [_truncate, _flip, _empty])
 @pytest.mark.parametrize("name", ["manifest.json", "passages.faiss", "sentences.faiss", "store.sqlite"])
 def test_a_damaged_index_file_is_refused_with_how_to_rebuild(
-    corpus_dir: Path, tmp_path: Path, embedder: HashingEmbedder, name: str, damage
+    built: Path, tmp_path: Path, name: str, damage
 ) -> None:  # type: ignore[no-untyped-def]
     idx = tmp_path / "idx"
-    snap = _save(corpus_dir, idx, embedder)
+    snap = _save(built, idx)
     damage(snap / name)
     with pytest.raises(
         QAIndexError, match=re.escape(f"rebuild it with: release-qa index <folders> --index {idx}")
@@ -359,13 +373,13 @@ def test_a_damaged_index_is_rebuilt_by_the_next_run(
     ],
 )
 def test_a_foreign_or_inconsistent_manifest_is_refused(
-    corpus_dir: Path, tmp_path: Path, embedder: HashingEmbedder, edit, checksum: bool, message: str
+    built: Path, tmp_path: Path, edit, checksum: bool, message: str
 ) -> None:  # type: ignore[no-untyped-def]
     """``checksum``: the edit also fixes the manifest's own checksum, reaching the later checks."""
     from qa.index import _manifest_checksum
 
     idx = tmp_path / "idx"
-    snap = _save(corpus_dir, idx, embedder)
+    snap = _save(built, idx)
     manifest = json.loads((snap / "manifest.json").read_text())
     edit(manifest)
     if checksum:
@@ -377,9 +391,9 @@ def test_a_foreign_or_inconsistent_manifest_is_refused(
     assert "rebuild it with: release-qa index" in str(e.value)
 
 
-def test_another_models_index_is_refused(corpus_dir: Path, tmp_path: Path, embedder: HashingEmbedder) -> None:
+def test_another_models_index_is_refused(built: Path, tmp_path: Path) -> None:
     idx = tmp_path / "idx"
-    _save(corpus_dir, idx, embedder)
+    _save(built, idx)
     with pytest.raises(QAIndexError, match=r"built with model 'hashing-bow-256'.*rebuild it with"):
         Index.load(idx, HashingEmbedder(dimension=64))
 
@@ -387,7 +401,7 @@ def test_another_models_index_is_refused(corpus_dir: Path, tmp_path: Path, embed
 def test_index_path_with_uri_characters(corpus_dir: Path, tmp_path: Path, embedder: HashingEmbedder) -> None:
     """sqlite's URI once read 'a#b' as 'a' (and created it)."""
     idx = tmp_path / "odd #1 ?x=%41" / "idx"
-    _save(corpus_dir, idx, embedder)
+    update_index(idx, [corpus_dir], embedder=embedder, chunker=HASHING)
     assert len(Index.load(idx).releases) == 3
     assert not (tmp_path / "odd ").exists()
 
@@ -428,7 +442,8 @@ def test_only_faiss_sqlite_and_json_are_written(
     for fn in ("dump", "dumps", "load", "loads"):
         monkeypatch.setattr(pickle, fn, refuse)
     idx = tmp_path / "idx"
-    snap = _save(corpus_dir, idx, embedder)
+    update_index(idx, [corpus_dir], embedder=embedder, chunker=HASHING)
+    snap = (idx / "current").resolve()
     Index.load(idx, embedder)
     assert sorted(p.name for p in idx.iterdir()) == [".lock", "current", "snapshots"]
     assert sorted(p.name for p in snap.iterdir()) == [
@@ -535,7 +550,7 @@ def _check_release(rel, budget: int, counter: str) -> None:  # type: ignore[no-u
     assert sorted({s for p in passages for s in p.sentences}, key=lambda s: s.start) == sents
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_text, st.integers(min_value=8, max_value=40), st.sampled_from(sorted(_counters)))
 def test_property_passages_cover_any_text_within_budget(text: str, budget: int, counter: str) -> None:
     if not text.strip() or not text.replace("\x00", "").strip():
@@ -581,7 +596,7 @@ def test_property_front_matter_is_read_or_refused_with_a_reason(front: dict, bod
     _check_release(rel, 24, "hashing")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_text.filter(lambda t: t.replace("\x00", "").strip()), min_size=1, max_size=3))
 def test_property_offsets_survive_save_and_load(
     tmp_path_factory: pytest.TempPathFactory, texts: list[str]
