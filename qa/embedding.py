@@ -1,4 +1,8 @@
-"""Sentence embedders: the packaged MiniLM model, and a deterministic fake for tests."""
+"""Sentence embedders: the packaged MiniLM model (torch or ONNX Runtime), and a deterministic fake.
+
+``ENCODER_BACKEND`` is the one switch that picks how ``SentenceTransformerEmbedder`` runs the
+model; both backends give the same vectors (cosine >= 0.9999), so indexes stay compatible.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,22 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+ENCODER_BACKEND = "onnx"
+"""How the packaged model runs by default: "onnx" (ONNX Runtime; ``evals/bench.py`` measured it
+faster to start, to answer and to index than torch on 2 CPU cores) or "torch".
+The environment variable ``RELEASE_QA_ENCODER`` overrides it."""
+
+BACKENDS = ("onnx", "torch")
+ONNX_EXPORT_VERSION = 1
+"""Bumped when the exported graph changes, so cached exports are redone."""
+
+
+def encoder_backend() -> str:
+    backend = os.environ.get("RELEASE_QA_ENCODER", "").strip().lower() or ENCODER_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"RELEASE_QA_ENCODER must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    return backend
 
 
 @runtime_checkable
@@ -47,7 +67,11 @@ def packaged_model_path() -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """The packaged all-MiniLM-L6-v2, loaded offline and lazily on first use."""
+    """The packaged all-MiniLM-L6-v2, loaded offline and lazily on first use.
+
+    ``backend`` (default ``encoder_backend()``) runs it through ONNX Runtime or torch; either
+    way the vectors and token counts are the same, and ``model`` is the torch model.
+    """
 
     def __init__(
         self,
@@ -56,12 +80,19 @@ class SentenceTransformerEmbedder:
         name: str = DEFAULT_MODEL,
         dimension: int = 384,
         device: str = "cpu",
+        backend: str | None = None,
     ):
         self._path = Path(model_path) if model_path is not None else None
         self.name = name
         self.dimension = dimension
         self.device = device
+        self.backend = backend if backend is not None else encoder_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
         self._model: Any = None
+        self._onnx = (
+            OnnxEmbedder(model_path, name=name, dimension=dimension) if self.backend == "onnx" else None
+        )
 
     @property
     def model(self) -> Any:
@@ -80,14 +111,20 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
+        if self._onnx is not None:
+            return self._onnx.max_tokens
         return int(self.model.max_seq_length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._onnx is not None:
+            return self._onnx.count_tokens(texts)
         tok = self.model.tokenizer
         enc = tok(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode(texts, batch_size=batch_size, progress=progress)
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vecs = self.model.encode(
@@ -98,6 +135,180 @@ class SentenceTransformerEmbedder:
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported models live: ``$RELEASE_QA_CACHE`` or ``~/.cache/release-qa``."""
+    root = os.environ.get("RELEASE_QA_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "release-qa"
+
+
+def _model_key(path: Path) -> str:
+    """Changes when the model files or the export code change (size and mtime, not a full hash,
+    so a cold start stays cheap)."""
+    parts = [str(path.resolve()), str(ONNX_EXPORT_VERSION)]
+    for f in sorted(path.glob("*.json")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def export_onnx(model_path: Path, out: Path) -> Path:
+    """Export the transformer with mean pooling and L2 normalization inside the graph.
+
+    Uses torch once; later runs load the file with ONNX Runtime alone (no torch import).
+    """
+    import warnings
+
+    import torch
+    from transformers import AutoModel
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, model: Any):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            w = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            mean = (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
+
+    # eager attention: the SDPA path traces shape checks into constants
+    model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    x = torch.ones(2, 16, dtype=torch.long)
+    axes = {"batch": 0, "seq": 1}
+    dyn = {k: {v: n for n, v in axes.items()} for k in ("input_ids", "attention_mask", "token_type_ids")}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Pooled(model),
+                (x, x, torch.zeros_like(x)),
+                str(tmp),
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["embedding"],
+                dynamic_axes={**dyn, "embedding": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+class OnnxEmbedder:
+    """The packaged MiniLM through ONNX Runtime and the Rust tokenizer.
+
+    Same ``name`` and ``dimension`` as ``SentenceTransformerEmbedder`` (same vectors within
+    cosine 0.9999), so indexes built by either load with the other. The model is exported
+    once, at first use, to ``onnx_cache_dir()``.
+    """
+
+    max_tokens = 256
+    """Tokens per text, as sentence-transformers truncates this model (sentence_bert_config)."""
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        name: str = DEFAULT_MODEL,
+        dimension: int = 384,
+        cache_dir: str | os.PathLike[str] | None = None,
+        threads: int | None = None,
+    ):
+        self._path = Path(model_path) if model_path is not None else None
+        self._cache = Path(cache_dir) if cache_dir is not None else None
+        self.name = name
+        self.dimension = dimension
+        self.threads = threads
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._counter: Any = None
+
+    @property
+    def model_path(self) -> Path:
+        return self._path if self._path is not None else packaged_model_path()
+
+    def onnx_path(self) -> Path:
+        """The exported model, exporting it first if needed."""
+        path = self.model_path
+        out = (self._cache if self._cache is not None else onnx_cache_dir()) / "onnx" / _model_key(path)
+        onnx_file = out / "model.onnx"
+        if not onnx_file.is_file():
+            logger.info("exporting %s to ONNX at %s (once)", path, onnx_file)
+            export_onnx(path, onnx_file)
+        return onnx_file
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # shared cores: idle threads sleep instead of spinning
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if self.threads:
+                opts.intra_op_num_threads = self.threads
+            self._session = ort.InferenceSession(
+                str(self.onnx_path()), opts, providers=["CPUExecutionProvider"]
+            )
+            out = self._session.get_outputs()[0].shape[-1]
+            if out != self.dimension:
+                raise RuntimeError(f"ONNX model has dimension {out}, expected {self.dimension}")
+        return self._session
+
+    def _tokenizers(self) -> tuple[Any, Any]:
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            file = self.model_path / "tokenizer.json"
+            tok = Tokenizer.from_file(str(file))
+            tok.no_padding()
+            tok.enable_truncation(max_length=self.max_tokens)
+            counter = Tokenizer.from_file(str(file))
+            counter.no_padding()
+            counter.no_truncation()
+            self._tokenizer, self._counter = tok, counter
+        return self._tokenizer, self._counter
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        _, counter = self._tokenizers()
+        return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if len(texts) == 0:
+            return out
+        tok, _ = self._tokenizers()
+        session = self.session
+        encs = tok.encode_batch([t.strip() for t in texts])
+        # batches of similar length waste little on padding
+        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
+        starts: Any = range(0, len(order), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="embedding", unit="batch")
+        for b in starts:
+            rows = order[b : b + batch_size]
+            width = max(len(encs[i].ids) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                n = len(encs[i].ids)
+                ids[r, :n] = encs[i].ids
+                mask[r, :n] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            out[rows] = session.run(None, feed)[0]
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 _WORD = re.compile(r"\w+")

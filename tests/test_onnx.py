@@ -1,0 +1,60 @@
+"""The ONNX Runtime encoder gives the torch model's vectors and token counts on real text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import SentenceTransformerEmbedder, split_sentences
+from qa.embedding import OnnxEmbedder, encoder_backend
+from tests.conftest import SEED
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    text = (SEED / "csa-asean-ministerial-conference-on-cybersecurity-2017.md").read_text(encoding="utf-8")
+    sents = [s.text for s in split_sentences(text)]
+    return [*sents[:24], " ".join(sents), "Who chaired the AMCC?", "x", "U.S. $3000000 – 2017"]
+
+
+@pytest.fixture(scope="module")
+def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
+    return OnnxEmbedder(cache_dir=tmp_path_factory.mktemp("onnx-cache"))
+
+
+def test_vectors_match_torch(onnx: OnnxEmbedder, texts: list[str]) -> None:
+    torch_vecs = SentenceTransformerEmbedder(backend="torch").encode(texts)
+    onnx_vecs = onnx.encode(texts, batch_size=8)
+    assert onnx_vecs.shape == torch_vecs.shape == (len(texts), 384)
+    assert onnx_vecs.dtype == np.float32
+    cos = (onnx_vecs * torch_vecs).sum(axis=1)
+    assert cos.min() >= 0.9999, cos
+    # batching and order do not change a text's vector
+    one = onnx.encode(texts[-4:-3], batch_size=1)[0]
+    assert float(one @ onnx_vecs[-4]) >= 0.99999
+
+
+def test_token_counts_match_torch(onnx: OnnxEmbedder, texts: list[str]) -> None:
+    assert onnx.count_tokens(texts) == SentenceTransformerEmbedder(backend="torch").count_tokens(texts)
+
+
+def test_same_identity_and_cached_export(onnx: OnnxEmbedder, tmp_path: Path) -> None:
+    st = SentenceTransformerEmbedder(backend="torch")
+    assert (onnx.name, onnx.dimension) == (st.name, st.dimension)
+    first = onnx.onnx_path()
+    mtime = first.stat().st_mtime_ns
+    assert OnnxEmbedder(cache_dir=first.parents[2]).onnx_path() == first
+    assert first.stat().st_mtime_ns == mtime  # exported once, then reused
+    assert onnx.encode([]).shape == (0, 384)
+
+
+def test_backend_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELEASE_QA_ENCODER", "torch")
+    assert encoder_backend() == "torch" and SentenceTransformerEmbedder().backend == "torch"
+    monkeypatch.setenv("RELEASE_QA_ENCODER", "tensorflow")
+    with pytest.raises(ValueError, match="RELEASE_QA_ENCODER must be one of onnx, torch"):
+        encoder_backend()
