@@ -23,9 +23,10 @@ import numpy as np
 from qa.features import (
     SENTENCE_FEATURES,
     SPAN_FEATURES,
-    LinearModel,
+    Model,
     Question,
     content_stems,
+    model_from_dict,
     sentence_features,
     span_features,
 )
@@ -44,8 +45,8 @@ def content_words(text: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class AnswerModels:
-    sentence: LinearModel
-    span: LinearModel
+    sentence: Model
+    span: Model
     threshold: float
 
     @classmethod
@@ -53,8 +54,8 @@ class AnswerModels:
         try:
             d = json.loads(Path(path).read_text(encoding="utf-8"))
             return cls(
-                sentence=LinearModel.from_dict(d["sentence"], SENTENCE_FEATURES),
-                span=LinearModel.from_dict(d["span"], SPAN_FEATURES),
+                sentence=model_from_dict(d["sentence"], SENTENCE_FEATURES),
+                span=model_from_dict(d["span"], SPAN_FEATURES),
                 threshold=float(d["threshold"]),
             )
         except (OSError, KeyError, ValueError, TypeError) as e:
@@ -265,4 +266,4 @@ def _fallback_span(q: Question, sentence_text: str, ann: object) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     f = span_features(q, sentence_text, ann)
     i = {name: k for k, name in enumerate(SPAN_FEATURES)}
-    return 0.5 * f[:, i["expected"]] - 0.4 * f[:, i["cand_overlap"]] - 0.2 * f[:, i["dist"]] + 0.05
+    return 0.5 * f[:, i["expected"]] - 0.4 * f[:, i["cand_overlap"]] - 0.2 * f[:, i["dist"]] / 30 + 0.05

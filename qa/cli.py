@@ -84,9 +84,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from app.chat import serve
+    from app.chat import AUTH_ENV, parse_auth, serve
 
-    serve(args.index, host=args.host, port=args.port)
+    auth = parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV))
+    serve(args.index, host=args.host, port=args.port, auth=auth, insecure_no_auth=args.insecure_no_auth)
+    return 0
+
+
+def cmd_train_answerer(args: argparse.Namespace) -> int:
+    from qa.train import TrainSettings, train_answerer
+
+    settings = TrainSettings(
+        articles=args.articles, questions=args.questions, seed=args.seed, model=args.model, trees=args.trees
+    )
+    payload = train_answerer(args.out, data=args.data, settings=settings, cache=args.cache)
+    print(
+        json.dumps({"out": str(args.out), "threshold": payload["threshold"], **payload["metrics"]}, indent=2)
+    )
     return 0
 
 
@@ -119,9 +133,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the web chat")
     p.add_argument("--index", default=DEFAULT_INDEX)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="user:password to sign in (default $RELEASE_QA_AUTH); needed off 127.0.0.1")
+    p.add_argument(
+        "--insecure-no-auth", action="store_true", help="serve beyond 127.0.0.1 without a password (unsafe)"
+    )
     p.set_defaults(func=cmd_serve)
+
+    from qa.answer import MODEL_PATH
+    from qa.train import DEFAULT_TRAIN
+
+    p = sub.add_parser("train-answerer", help="train the answerer's models on SQuAD v1.1 train")
+    p.add_argument("--data", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (.json or .json.gz)")
+    p.add_argument("--out", default=str(MODEL_PATH), help="where the model JSON goes")
+    p.add_argument("--articles", type=int, default=40)
+    p.add_argument("--questions", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument(
+        "--model", choices=("gbm", "lr"), default="gbm", help="boosted trees or logistic regression"
+    )
+    p.add_argument("--trees", type=int, default=150, help="boosting rounds (gbm)")
+    p.add_argument("--cache", default=None, help="folder for the training index (default: a temp folder)")
+    p.set_defaults(func=cmd_train_answerer)
 
     try:
         from qa.evaluation.cli import add_eval_parser

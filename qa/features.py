@@ -258,30 +258,32 @@ def sentence_features(
 
 # ---------------------------------------------------------------- span features
 
-_CROSS = [(t, g) for t in QTYPES for g in LABEL_GROUPS]
 SPAN_FEATURES = (
-    "bias_len1",
+    "n_tokens",
     "log_len",
     "cand_overlap",
     "cand_all_in_q",
     "dist",
     "no_match",
     "after_match",
+    "near_matches",
+    "follows_match",
+    "rel_pos",
     "head_in_q",
     "focus_in_cand",
     "focus_is_head",
     "has_digit",
     "capitalized",
     "expected",
-    *(f"dep={d}" for d in DEPS),
-    *(f"{t}x{g}" for t, g in _CROSS),
+    "dep",
+    "qtype",
+    "group",
+    "kind_ent",
 )
-_CROSS_INDEX = {k: i for i, k in enumerate(_CROSS)}
-_N_BASE = len(SPAN_FEATURES) - len(_CROSS)
 
 
 def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
-    """One row per candidate of the sentence."""
+    """One row per candidate of the sentence (categorical ones as small integer codes)."""
     cands = ann.candidates
     out = np.zeros((len(cands), len(SPAN_FEATURES)), dtype=np.float32)
     if not cands:
@@ -290,6 +292,8 @@ def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarra
     matched = [i for i, s in enumerate(tok_stems) if s in q.stems]
     first_match = matched[0] if matched else None
     expected = EXPECTED.get(q.qtype, frozenset())
+    n_tok = max(1, len(ann.tokens))
+    qcode = float(QTYPES.index(q.qtype))
     for row, c in enumerate(cands):
         text = sentence_text[c.start : c.end]
         c_stems = [stem(w) for w in words(text) if w not in STOPWORDS]
@@ -297,27 +301,33 @@ def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarra
         in_q = sum(1 for w in c_stems if w in q.stems)
         outside = [m for m in matched if not c.tok_start <= m < c.tok_end]
         if outside:
-            dist = min(c.tok_start - m if m < c.tok_start else m - (c.tok_end - 1) for m in outside)
+            gaps = [c.tok_start - m if m < c.tok_start else m - (c.tok_end - 1) for m in outside]
+            dist = min(gaps)
+            near = sum(1 for g in gaps if g <= 3)
         else:
-            dist = 0 if matched else 30
+            dist, near = (0 if matched else 30), 0
         group = label_group(c)
-        dep = c.dep if c.dep in DEPS else "other"
         f = out[row]
-        f[0] = float(n == 1)
+        f[0] = n
         f[1] = math.log(1 + n)
         f[2] = in_q / len(c_stems) if c_stems else 1.0
         f[3] = float(bool(c_stems) and in_q == len(c_stems))
-        f[4] = min(dist, 30) / 30.0
+        f[4] = min(dist, 30)
         f[5] = float(not matched)
         f[6] = float(first_match is not None and c.tok_start > first_match)
-        f[7] = float(stem(c.head) in q.stems)
-        f[8] = float(q.focus is not None and q.focus in c_stems)
-        f[9] = float(q.focus is not None and bool(c_stems) and c_stems[-1] == q.focus)
-        f[10] = float(any(ch.isdigit() for ch in text))
-        f[11] = float(text[:1].isupper())
-        f[12] = float(group in expected)
-        f[13 + DEPS.index(dep)] = 1.0
-        f[_N_BASE + _CROSS_INDEX[(q.qtype, group)]] = 1.0
+        f[7] = near
+        f[8] = float(any(m in outside for m in (c.tok_start - 1, c.tok_start - 2)))
+        f[9] = c.tok_start / n_tok
+        f[10] = float(stem(c.head) in q.stems)
+        f[11] = float(q.focus is not None and q.focus in c_stems)
+        f[12] = float(q.focus is not None and bool(c_stems) and c_stems[-1] == q.focus)
+        f[13] = float(any(ch.isdigit() for ch in text))
+        f[14] = float(text[:1].isupper())
+        f[15] = float(group in expected)
+        f[16] = DEPS.index(c.dep if c.dep in DEPS else "other")
+        f[17] = qcode
+        f[18] = LABEL_GROUPS.index(group)
+        f[19] = float(c.kind == "ent")
     return out
 
 
@@ -344,6 +354,7 @@ class LinearModel:
 
     def to_dict(self) -> dict[str, object]:
         return {
+            "kind": "linear",
             "features": list(self.features),
             "coef": [round(float(v), 6) for v in self.coef],
             "intercept": round(float(self.intercept), 6),
@@ -358,3 +369,104 @@ class LinearModel:
             raise ValueError("model features do not match this version's features; retrain it")
         arr = lambda k: np.asarray(d[k], dtype=np.float32)  # noqa: E731
         return cls(feats, arr("coef"), float(d["intercept"]), arr("mean"), arr("scale"))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeModel:
+    """Gradient-boosted trees (from scikit-learn's HistGradientBoostingClassifier) as plain
+    arrays, so shipping them needs JSON, not pickle, and predicting needs only numpy."""
+
+    features: tuple[str, ...]
+    baseline: float
+    feature: np.ndarray  # (trees, nodes) int32
+    threshold: np.ndarray  # (trees, nodes) float32
+    left: np.ndarray  # (trees, nodes) int32
+    right: np.ndarray  # (trees, nodes) int32
+    value: np.ndarray  # (trees, nodes) float32
+    leaf: np.ndarray  # (trees, nodes) bool
+
+    @classmethod
+    def from_sklearn(cls, clf: object, features: Sequence[str]) -> TreeModel:
+        trees = [p[0].nodes for p in clf._predictors]  # type: ignore[attr-defined]
+        width = max(len(t) for t in trees)
+
+        def pad(field: str, dtype: type, fill: float) -> np.ndarray:
+            out = np.full((len(trees), width), fill, dtype=dtype)
+            for i, t in enumerate(trees):
+                out[i, : len(t)] = t[field]
+            return out
+
+        return cls(
+            tuple(features),
+            float(np.ravel(clf._baseline_prediction)[0]),  # type: ignore[attr-defined]
+            pad("feature_idx", np.int32, 0),
+            pad("num_threshold", np.float32, 0.0),
+            pad("left", np.int32, 0),
+            pad("right", np.int32, 0),
+            pad("value", np.float32, 0.0),
+            pad("is_leaf", np.bool_, True),
+        )
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[-1] != len(self.features):
+            raise ValueError(f"expected {len(self.features)} features, got {x.shape[-1]}")
+        n, t = len(x), len(self.feature)
+        node = np.zeros((n, t), dtype=np.int32)
+        rows = np.arange(n)[:, None]
+        trees = np.arange(t)[None, :]
+        for _ in range(64):
+            leaf = self.leaf[trees, node]
+            if leaf.all():
+                break
+            go_left = x[rows, self.feature[trees, node]] <= self.threshold[trees, node]
+            nxt = np.where(go_left, self.left[trees, node], self.right[trees, node])
+            node = np.where(leaf, node, nxt)
+        return self.baseline + self.value[trees, node].sum(axis=1)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(x)))
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "kind": "trees",
+            "features": list(self.features),
+            "baseline": float(self.baseline),
+            "trees": [
+                {
+                    "feature": self.feature[i].tolist(),
+                    "threshold": [float(f"{v:.6g}") for v in self.threshold[i]],
+                    "left": self.left[i].tolist(),
+                    "right": self.right[i].tolist(),
+                    "value": [float(f"{v:.6g}") for v in self.value[i]],
+                    "leaf": [int(b) for b in self.leaf[i]],
+                }
+                for i in range(len(self.feature))
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object], expected: Sequence[str]) -> TreeModel:
+        feats = tuple(d["features"])  # type: ignore[arg-type]
+        if feats != tuple(expected):
+            raise ValueError("model features do not match this version's features; retrain it")
+        trees = d["trees"]
+        stack = lambda k, dt: np.asarray([t[k] for t in trees], dtype=dt)  # type: ignore[union-attr]  # noqa: E731
+        return cls(
+            feats,
+            float(d["baseline"]),  # type: ignore[arg-type]
+            stack("feature", np.int32),
+            stack("threshold", np.float32),
+            stack("left", np.int32),
+            stack("right", np.int32),
+            stack("value", np.float32),
+            stack("leaf", np.bool_),
+        )
+
+
+Model = LinearModel | TreeModel
+
+
+def model_from_dict(d: dict[str, object], expected: Sequence[str]) -> Model:
+    if d.get("kind") == "trees":
+        return TreeModel.from_dict(d, expected)
+    return LinearModel.from_dict(d, expected)

@@ -24,7 +24,15 @@ import numpy as np
 from qa.answer import MODEL_PATH, Answerer, AnswerModels
 from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.features import SENTENCE_FEATURES, SPAN_FEATURES, LinearModel, Question, span_features
+from qa.features import (
+    SENTENCE_FEATURES,
+    SPAN_FEATURES,
+    LinearModel,
+    Model,
+    Question,
+    TreeModel,
+    span_features,
+)
 from qa.index import Index, QAIndexError, corpus_fingerprint
 from qa.retrieval import Retriever
 from qa.squad import load_squad
@@ -43,8 +51,12 @@ class TrainSettings:
     heldout: float = 0.2
     seed: int = 13
     c: float = 1.0
+    model: str = "gbm"
+    trees: int = 150
 
     def __post_init__(self) -> None:
+        if self.model not in ("gbm", "lr"):
+            raise ValueError(f"model must be 'gbm' or 'lr', got {self.model!r}")
         if self.articles < 1 or self.questions < 10:
             raise ValueError(
                 f"need at least 1 article and 10 questions, got {self.articles}, {self.questions}"
@@ -55,15 +67,27 @@ class TrainSettings:
             )
 
 
-def _fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], c: float) -> LinearModel:
+def _fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], st: TrainSettings) -> Model:
+    if st.model == "gbm":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        clf = HistGradientBoostingClassifier(
+            max_iter=st.trees,
+            max_leaf_nodes=15,
+            learning_rate=0.1,
+            l2_regularization=1.0,
+            random_state=st.seed,
+        )
+        clf.fit(x, y)
+        return TreeModel.from_sklearn(clf, features)
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-6] = 1.0
-    clf = LogisticRegression(C=c, max_iter=2000)
-    clf.fit((x - mean) / scale, y)
-    return LinearModel(features, clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), mean, scale)
+    lr = LogisticRegression(C=st.c, max_iter=2000)
+    lr.fit((x - mean) / scale, y)
+    return LinearModel(features, lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), mean, scale)
 
 
 def _contains_gold(text: str, golds: tuple[str, ...]) -> bool:
@@ -114,49 +138,40 @@ def train_answerer(
     n_held = int(len(questions) * st.heldout)
     drop = [rng.random() < st.drop_gold for _ in questions]
 
-    span_x, span_y = [], []
-    sent_rows: list[tuple[int, np.ndarray, float, object]] = []  # (question idx, feats, label, scored)
+    # one pass of featurization: per candidate sentence, its features, label and span matrix
+    rows: list[tuple[int, np.ndarray, float, np.ndarray, np.ndarray]] = []
     for i, (q, hits) in enumerate(zip(questions, hits_all, strict=True)):
         if drop[i]:
             hits = [h for h in hits if h.release.id != q.release_id]
-        scored = answerer.score(q.question, qvecs[i], hits[: answerer.settings.passages])
-        if i >= n_held:  # span training data: candidates of sentences holding the answer
-            parsed = Question.parse(q.question)
-            for sc in scored:
-                if not _contains_gold(sc.sentence.text, q.answers):
-                    continue
-                ann = index.annotation(sc.sentence)
-                if not ann.candidates:
-                    continue
-                span_x.append(span_features(parsed, sc.sentence.text, ann))
-                span_y.extend(
-                    float(max(exact_match(sc.sentence.text[c.start : c.end], g) for g in q.answers))
+        parsed = Question.parse(q.question)
+        for sc in answerer.score(q.question, qvecs[i], hits[: answerer.settings.passages]):
+            holds = _contains_gold(sc.sentence.text, q.answers)
+            ann = index.annotation(sc.sentence)
+            sx = span_features(parsed, sc.sentence.text, ann)
+            sy = np.asarray(
+                [
+                    max(exact_match(sc.sentence.text[c.start : c.end], g) for g in q.answers)
+                    if holds
+                    else 0.0
                     for c in ann.candidates
-                )
-        for sc in scored:
-            sent_rows.append((i, sc, float(_contains_gold(sc.sentence.text, q.answers))))
-    xs, ys = np.concatenate(span_x), np.asarray(span_y)
+                ],
+                dtype=np.float32,
+            )
+            rows.append((i, sc.features, float(holds), sx, sy))
+    train_rows = [r for r in rows if r[0] >= n_held]
+    span_rows = [r for r in train_rows if r[2] and len(r[4])]
+    xs = np.concatenate([r[3] for r in span_rows])
+    ys = np.concatenate([r[4] for r in span_rows])
     logger.info("span model: %d candidates, %d positive", len(ys), int(ys.sum()))
-    span_model = _fit(xs, ys, SPAN_FEATURES, st.c)
+    span_model = _fit(xs, ys, SPAN_FEATURES, st)
 
     # the sentence model sees the trained span model's best score, as at answering time
     best_idx = SENTENCE_FEATURES.index("span_best")
-    feats, labels, qidx = [], [], []
-    for i, sc, label in sent_rows:
-        f = sc.features.copy()
-        ann = index.annotation(sc.sentence)
-        if ann.candidates:
-            f[best_idx] = float(
-                span_model.proba(
-                    span_features(Question.parse(questions[i].question), sc.sentence.text, ann)
-                ).max()
-            )
-        feats.append(f)
-        labels.append(label)
-        qidx.append(i)
-    x, y, qi = np.asarray(feats), np.asarray(labels), np.asarray(qidx)
-    train_mask = qi >= n_held
-    sent_model = _fit(x[train_mask], y[train_mask], SENTENCE_FEATURES, st.c)
+    x = np.stack([r[1] for r in train_rows])
+    x[:, best_idx] = [float(span_model.proba(r[3]).max()) if len(r[3]) else 0.0 for r in train_rows]
+    y = np.asarray([r[2] for r in train_rows])
+    logger.info("sentence model: %d sentences, %d positive", len(y), int(y.sum()))
+    sent_model = _fit(x, y, SENTENCE_FEATURES, st)
     models = AnswerModels(sent_model, span_model, threshold=0.5)
 
     # held-out: answer with both models, sweep the threshold
@@ -182,7 +197,7 @@ def train_answerer(
         "heldout_overall_f1_at_threshold": round(best_f1, 4),
     }
     payload = {
-        "about": "release-qa answerer: logistic regressions over qa.features; retrain with "
+        "about": f"release-qa answerer: {st.model} models over qa.features; retrain with "
         "`release-qa train-answerer`",
         "trained_on": f"SQuAD v1.1 train ({Path(data).name}), {len(releases)} articles, "
         f"{len(questions)} questions, gold article dropped for {st.drop_gold:.0%}",
