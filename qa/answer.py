@@ -110,10 +110,14 @@ class Answerer:
         index: Index,
         settings: AnswererSettings | None = None,
         models: AnswerModels | None = None,
+        *,
+        untrained: bool = False,
     ):
+        """``models``: None loads the shipped ones; ``untrained`` uses the hand-set fallback
+        (what training featurizes with, before any model exists)."""
         self.index = index
         self.settings = settings if settings is not None else AnswererSettings()
-        self.models = models if models is not None else default_models()
+        self.models = None if untrained else (models if models is not None else default_models())
         self._idf: tuple[int, dict[str, float]] | None = None
 
     @property

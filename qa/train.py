@@ -130,7 +130,7 @@ def train_answerer(
     cache_dir = Path(cache) if cache is not None else Path(tempfile.gettempdir()) / "release-qa-train"
     index = _train_index(Path(out), releases, emb, cache_dir)
     retriever = Retriever(index, emb, k=20)
-    answerer = Answerer(index, models=None)
+    answerer = Answerer(index, untrained=True)
 
     texts = [q.question for q in questions]
     qvecs = emb.encode(texts, progress=True)
