@@ -100,6 +100,8 @@ class Scored:
 
 
 _FALLBACK_THRESHOLD = 0.35
+ALTERNATIVE_RATIO = 0.6
+"""Another release is an alternative when its best answer scores at least this share of the best."""
 
 
 class Answerer:
@@ -249,7 +251,7 @@ class Answerer:
             return ()
         per_release: dict[str, Scored] = {}
         for sc in sorted(scored, key=lambda c: -c.prob):
-            if sc.prob >= max(limit, 0.8 * best.prob):
+            if sc.prob >= max(limit, ALTERNATIVE_RATIO * best.prob):
                 per_release.setdefault(sc.hit.release.id, sc)
         per_release.pop(best.hit.release.id, None)
         ranked = list(per_release.values())[:3]

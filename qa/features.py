@@ -427,21 +427,24 @@ class TreeModel:
         return 1.0 / (1.0 + np.exp(-self.logits(x)))
 
     def to_dict(self) -> dict[str, object]:
+        """Compact: a node is [feature, threshold, left, right], a leaf is [value]."""
+
+        def node(t: int, n: int) -> list[float]:
+            if self.leaf[t, n]:
+                return [float(f"{self.value[t, n]:.5g}")]
+            return [
+                int(self.feature[t, n]),
+                float(f"{self.threshold[t, n]:.6g}"),
+                int(self.left[t, n]),
+                int(self.right[t, n]),
+            ]
+
+        width = self.feature.shape[1]
         return {
             "kind": "trees",
             "features": list(self.features),
             "baseline": float(self.baseline),
-            "trees": [
-                {
-                    "feature": self.feature[i].tolist(),
-                    "threshold": [float(f"{v:.6g}") for v in self.threshold[i]],
-                    "left": self.left[i].tolist(),
-                    "right": self.right[i].tolist(),
-                    "value": [float(f"{v:.6g}") for v in self.value[i]],
-                    "leaf": [int(b) for b in self.leaf[i]],
-                }
-                for i in range(len(self.feature))
-            ],
+            "trees": [[node(t, n) for n in range(width)] for t in range(len(self.feature))],
         }
 
     @classmethod
@@ -449,18 +452,24 @@ class TreeModel:
         feats = tuple(d["features"])  # type: ignore[arg-type]
         if feats != tuple(expected):
             raise ValueError("model features do not match this version's features; retrain it")
-        trees = d["trees"]
-        stack = lambda k, dt: np.asarray([t[k] for t in trees], dtype=dt)  # type: ignore[union-attr]  # noqa: E731
-        return cls(
-            feats,
-            float(d["baseline"]),  # type: ignore[arg-type]
-            stack("feature", np.int32),
-            stack("threshold", np.float32),
-            stack("left", np.int32),
-            stack("right", np.int32),
-            stack("value", np.float32),
-            stack("leaf", np.bool_),
-        )
+        trees: list[list[list[float]]] = d["trees"]  # type: ignore[assignment]
+        shape = (len(trees), max(len(t) for t in trees))
+        feature, left, right = (np.zeros(shape, np.int32) for _ in range(3))
+        threshold, value = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        leaf = np.ones(shape, np.bool_)
+        for t, nodes in enumerate(trees):
+            for n, nd in enumerate(nodes):
+                if len(nd) == 1:
+                    value[t, n] = nd[0]
+                else:
+                    leaf[t, n] = False
+                    feature[t, n], threshold[t, n], left[t, n], right[t, n] = (
+                        int(nd[0]),
+                        nd[1],
+                        int(nd[2]),
+                        int(nd[3]),
+                    )
+        return cls(feats, float(d["baseline"]), feature, threshold, left, right, value, leaf)  # type: ignore[arg-type]
 
 
 Model = LinearModel | TreeModel

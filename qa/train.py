@@ -211,9 +211,18 @@ def train_answerer(
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(_dump(payload), encoding="utf-8")
     os.replace(tmp, out_path)
     return payload
+
+
+def _dump(payload: dict[str, object]) -> str:
+    """Readable header, one line per model: small and still diffable."""
+    head = {k: v for k, v in payload.items() if k not in ("sentence", "span")}
+    body = json.dumps(head, indent=1)[:-2]
+    for k in ("sentence", "span"):
+        body += f',\n "{k}": ' + json.dumps(payload[k], separators=(",", ":"))
+    return body + "\n}\n"
 
 
 def _sweep(results: list[tuple[float, bool, float, float, bool]]) -> tuple[float, float]:
