@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import logging
 import os
 import time
@@ -159,12 +160,17 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
     def releases() -> list[Release]:
         return list(assistant.index.releases.values())
 
-    def ask_api(question: str, history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Answer one question with a verbatim quote; returns the JSON of `release-qa ask --json`."""
+    def ask_api(question: str, history: list[dict[str, Any]] | None = None) -> str:
+        """Answer one question with a verbatim quote: the JSON text of `release-qa ask --json`.
+
+        Text rather than a dict: gradio_client would try to download any dict holding a
+        "path" key (the citation's file) as a file.
+        """
         try:
-            return answer_to_dict(assistant.ask(question, history=_clean_history(history)))
+            answer = assistant.ask(question, history=_clean_history(history))
         except (ValueError, TypeError) as e:
             raise gr.Error(str(e)) from None
+        return json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2)
 
     def respond(
         question: str,

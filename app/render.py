@@ -156,7 +156,8 @@ def reply_html(
     if note:
         head.append(f'<div class="qa-note qa-filter-note">{esc(note)}</div>')
     if answer.text is None or answer.citation is None:
-        return "".join(head) + declined_html(answer, total)
+        where = total if filters is None or filters.empty else None
+        return f'<div class="qa-reply qa-declined">{"".join(head)}{declined_html(answer, where)}</div>'
     c = answer.citation
     card = (
         '<div class="qa-cite">'
@@ -175,6 +176,7 @@ def reply_html(
 
 
 def declined_html(answer: Answer, total: int | None = None) -> str:
+    """The refusal and the closest releases (inside a reply's ``qa-reply`` div)."""
     closest = []
     seen: set[str] = set()
     for h in answer.hits:
@@ -193,10 +195,8 @@ def declined_html(answer: Answer, total: int | None = None) -> str:
         if closest
         else ""
     )
-    where = f" ({total} searched)" if total else ""
-    return (
-        f'<div class="qa-reply qa-declined"><p class="qa-declined-msg">{DECLINED}{esc(where)}</p>{more}</div>'
-    )
+    where = f" (searched {total} releases)" if total else ""
+    return f'<p class="qa-declined-msg">{DECLINED}{esc(where)}</p>{more}'
 
 
 def pending_html(total: int) -> str:
@@ -301,9 +301,9 @@ def release_html(
 # ---------------------------------------------------------------- library and uploads
 
 
-def library_html(releases: Sequence[Release], query: str = "", limit: int = 500) -> str:
+def library_html(releases: Sequence[Release], query: str | None = "", limit: int = 500) -> str:
     """The indexed releases, newest first, filtered by a case-insensitive title/source/path match."""
-    q = query.strip().casefold()
+    q = (query or "").strip().casefold()
     rows = [r for r in releases if not q or q in f"{r.title} {r.source or ''} {r.path}".casefold()]
     rows.sort(key=lambda r: (r.date is None, -(r.date.toordinal() if r.date else 0), r.title.casefold()))
     head = f'<div class="qa-sources-h">{len(rows)} of {len(releases)} releases</div>'

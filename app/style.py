@@ -9,9 +9,10 @@ CSS = """
 .qa-filter-note { color: var(--color-accent); }
 .qa-placeholder { text-align: center; line-height: 1.6; color: var(--body-text-color-subdued); }
 
-.qa-user { white-space: pre-wrap; }
+.qa-user { white-space: pre-wrap; overflow-wrap: anywhere; }
 .qa-reply { line-height: 1.5; }
-.qa-quote { margin: .2rem 0 .6rem; padding: .5rem .75rem; border-left: 4px solid var(--color-accent);
+.qa-quote { overflow-wrap: anywhere;
+  margin: .2rem 0 .6rem; padding: .5rem .75rem; border-left: 4px solid var(--color-accent);
   background: var(--background-fill-secondary); border-radius: 6px; white-space: pre-wrap;
   font-size: 1.02em; }
 mark.qa-span { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radius: 3px; font-weight: 600; }
@@ -19,7 +20,7 @@ mark.qa-span { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radi
 .qa-cursor { opacity: .6; }
 .qa-cite { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: .45rem .65rem;
   background: var(--background-fill-primary); }
-.qa-cite-title { font-weight: 600; }
+.qa-cite-title { font-weight: 600; overflow-wrap: anywhere; }
 .qa-cite-meta { color: var(--body-text-color-subdued); font-size: .9em; }
 .qa-cite-path { color: var(--body-text-color-subdued); font-size: .8em; font-family: var(--font-mono);
   word-break: break-all; }
@@ -62,8 +63,9 @@ button.qa-lib-open:hover { text-decoration: underline; }
 
 .qa-release { display: flex; flex-direction: column; gap: .5rem; }
 .qa-release-head { padding: .25rem; border-bottom: 1px solid var(--border-color-primary); }
-.qa-release-title { font-weight: 700; font-size: 1.05em; }
-.qa-release-text { position: relative; white-space: pre-wrap; overflow-y: auto; max-height: 62vh;
+.qa-release-title { font-weight: 700; font-size: 1.05em; overflow-wrap: anywhere; }
+.qa-release-text { position: relative; overflow-wrap: anywhere;
+  white-space: pre-wrap; overflow-y: auto; max-height: 62vh;
   padding: .25rem .5rem; line-height: 1.55; }
 .qa-region { background: #dbeafe; border-radius: 3px; }
 .dark .qa-region { background: rgba(59, 130, 246, .3); }

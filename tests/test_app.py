@@ -1,0 +1,408 @@
+"""The web chat: rendering and escaping, uploads, exposure rules, and the ``/ask`` API over HTTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import socket
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from app import render
+from app.chat import (
+    build_app,
+    check_exposure,
+    example_questions,
+    history_of,
+    is_loopback,
+    launch,
+    make_filters,
+    parse_auth,
+)
+from app.uploads import MAX_UPLOAD_BYTES, UploadError, add_uploads, destination, safe_name
+from qa import Answer, Assistant, Citation, HashingEmbedder, Index, Release, read_releases
+from qa.cli import main as cli_main
+from qa.serialize import answer_to_dict
+from tests.conftest import SEED
+
+HOSTILE = """---
+title: "<img src=x onerror=alert(1)>Zorblat <script>alert(2)</script> news"
+date: 2024-02-02
+source: "<b onmouseover=alert(3)>Evil</b> Source"
+url: "javascript:alert(4)"
+---
+
+The Zorblat Agency said its <script>alert(5)</script> new director is Quentin Flibbertigibbet <img src=x onerror=alert(6)>.
+See [this](javascript:alert(7)) or <a href="javascript:alert(8)">here</a>.
+"""
+
+ALLOWED_TAGS = {"div", "span", "mark", "blockquote", "a", "b", "p", "ul", "li", "button"}
+ALLOWED_ATTRS = {"class", "href", "target", "rel", "title", "type"}
+
+
+class TagAudit(HTMLParser):
+    """Collects every tag and attribute the browser would build from an HTML string."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def assert_inert(html: str) -> None:
+    """Only the renderer's own tags and attributes; links only http(s)."""
+    audit = TagAudit()
+    audit.feed(html)
+    for tag, attrs in audit.tags:
+        assert tag in ALLOWED_TAGS, (tag, html)
+        for name, value in attrs:
+            assert name in ALLOWED_ATTRS or name.startswith("data-"), (tag, name, html)
+            if name == "href":
+                assert (value or "").startswith(("http://", "https://")), value
+
+
+def release(text: str, **kw: object) -> Release:
+    fields: dict[str, object] = {"id": "r1", "title": "T", "path": "p.md"} | kw
+    return Release(text=text, **fields)  # type: ignore[arg-type]
+
+
+def answer_at(text: str, start: int, end: int, s_start: int, s_end: int, **kw: object) -> Answer:
+    """An answer quoting text[start:end] inside the sentence text[s_start:s_end]."""
+    r = release(text, **kw)
+    return Answer(
+        question="q",
+        text=text[start:end],
+        sentence=text[s_start:s_end],
+        score=0.8,
+        citation=Citation.of(r, start, end),
+        sentence_start=s_start,
+        sentence_end=s_end,
+    )
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_highlight_escapes_and_nests() -> None:
+    text = "a <b>bold</b> & c"
+    out = render.highlight(text, [render.Span(0, 17, "outer", "span"), render.Span(2, 13, "qa-span")])
+    assert out == '<span class="outer">a <mark class="qa-span">&lt;b&gt;bold&lt;/b&gt;</mark> &amp; c</span>'
+
+
+def test_highlight_skips_crossing_spans_instead_of_breaking_markup() -> None:
+    out = render.highlight("abcdef", [render.Span(0, 3, "x"), render.Span(2, 5, "y")])
+    assert out == '<mark class="x">abc</mark>def'
+
+
+def test_quote_is_marked_by_offsets_not_by_searching() -> None:
+    text = "The fee was $5. Later the fee was $5 again."
+    second = text.rindex("$5")
+    a = answer_at(text, second, second + 2, 16, len(text))
+    html = render.quote_html(a)
+    assert html.count("<mark") == 1
+    assert 'Later the fee was <mark class="qa-span">$5</mark> again.' in html
+
+
+def test_inconsistent_offsets_mark_the_whole_quote() -> None:
+    text = "One sentence here."
+    a = answer_at(text, 0, 3, 0, len(text))
+    bad = dataclasses.replace(a, sentence_start=10)
+    assert 'class="qa-span">One sentence here.</mark>' in render.quote_html(bad)
+
+
+def test_hostile_release_renders_inert_everywhere() -> None:
+    rel = read_releases_from_text(HOSTILE)
+    start = rel.text.index("Quentin")
+    end = start + len("Quentin Flibbertigibbet")
+    s_start = rel.text.index("The Zorblat")
+    s_end = rel.text.index("\n", s_start)
+    a = Answer(
+        question="Who is the director?",
+        text=rel.text[start:end],
+        sentence=rel.text[s_start:s_end],
+        score=0.9,
+        citation=Citation.of(rel, start, end),
+        sentence_start=s_start,
+        sentence_end=s_end,
+    )
+    for html in (
+        render.reply_html(a),
+        render.reply_html(a, upto=20),
+        render.release_html(rel, (s_start, s_end), (start, end)),
+        render.library_html([rel]),
+        render.upload_report_html([rel], [("<img src=x onerror=alert(1)>.md", "<script>")]),
+        render.header_html([rel]),
+    ):
+        assert_inert(html)
+    assert "&lt;script&gt;alert(5)&lt;/script&gt;" in render.reply_html(a)
+    assert "Quentin Flibbertigibbet</mark>" in render.reply_html(a)
+
+
+def read_releases_from_text(text: str, name: str = "hostile.md") -> Release:
+    from qa import read_bytes
+
+    (rel,) = read_bytes(text.encode(), name)
+    return rel
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JAVASCRIPT:alert(1)",
+        " data:text/html,<script>",
+        'https://x.org/" onclick="alert(1)',
+        "https://x.org/a b",
+        "//evil.org",
+        "",
+        None,
+    ],
+)
+def test_links_are_only_plain_http(url: str | None) -> None:
+    assert render.safe_url(url) is None
+    assert render.link(url, "x") == ""
+
+
+def test_http_link_opens_safely() -> None:
+    html = render.link("https://example.gov/a?b=1&c=2", "original")
+    assert 'href="https://example.gov/a?b=1&amp;c=2"' in html
+    assert 'rel="noopener noreferrer nofollow"' in html and 'target="_blank"' in html
+
+
+def test_declined_reply_offers_closest_releases() -> None:
+    a = Answer(question="q", text=None, sentence=None, score=0.1, citation=None)
+    html = render.reply_html(a, total=12)
+    assert render.DECLINED in html and "searched 12 releases" in html
+    assert html.startswith('<div class="qa-reply qa-declined">')
+    filtered = render.reply_html(a, total=12, filters=make_filters(None, None, ["X"]))
+    assert "from X" in filtered and "searched" not in filtered
+
+
+def test_reply_shows_follow_up_reading_filters_and_confidence() -> None:
+    text = "Ministers met in Geneva on Tuesday."
+    base = answer_at(text, 17, 23, 0, len(text), date=dt.date(2021, 10, 14), source="Ministry")
+    a = dataclasses.replace(base, resolved_question="Where did they meet?")
+    html = render.reply_html(a, filters=make_filters("2021-01-01", None, ["Ministry"]))
+    assert "Read as a follow-up" in html and "Where did they meet?" in html
+    assert "Only releases dated 2021-01-01 to …; from Ministry" in html
+    assert "High confidence" in html and "2021-10-14" in html and "Ministry" in html
+
+
+def test_sources_mark_the_answer_in_its_passage(assistant: Assistant) -> None:
+    a = assistant.ask("How much was Riverside Hospital fined?")
+    assert a.citation is not None
+    html = render.sources_html(a)
+    assert html.count('class="qa-span"') == 1 and "qa-source-answer" in html
+    assert f'data-mark-start="{a.citation.start}"' in html
+    assert render.sources_html(None).startswith('<div class="qa-sources qa-empty">')
+
+
+def test_filters_and_dates() -> None:
+    f = make_filters("2021-01-01", "2021-12-31T00:00:00", ["A"])
+    assert (f.date_from, f.date_to, f.sources) == (dt.date(2021, 1, 1), dt.date(2021, 12, 31), ("A",))
+    assert make_filters(None, "", []).empty
+    with pytest.raises(ValueError, match="not a date"):
+        make_filters("last week", None, None)
+    with pytest.raises(ValueError, match="after"):
+        make_filters("2022-01-01", "2021-01-01", None)
+
+
+def test_history_is_plain_text() -> None:
+    text = "Ministers met in Geneva."
+    a = answer_at(text, 17, 23, 0, len(text))
+    assert history_of([("Where?", a), ("And then?", None)]) == [
+        {"role": "user", "content": "Where?"},
+        {"role": "assistant", "content": "Geneva"},
+        {"role": "user", "content": "And then?"},
+        {"role": "assistant", "content": ""},
+    ]
+
+
+def test_example_questions_come_from_the_corpus(assistant: Assistant) -> None:
+    qs = example_questions(list(assistant.index.releases.values()), n=3)
+    titles = [r.title for r in assistant.index.releases.values()]
+    assert len(qs) == 3 and all(any(t[:30] in q for t in titles) for q in qs)
+
+
+# ---------------------------------------------------------------- uploads
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("../../etc/passwd.md", "passwd.md"),
+        ("..\\..\\windows\\evil.TXT", "evil.txt"),
+        ("/abs/path/release.html", "release.html"),
+        ("....md", "release.md"),
+        (".hidden.md", "hidden.md"),
+        ("a\x00b\x1f.md", "ab.md"),
+        ("<img src=x onerror=alert(1)>.md", "img src_x onerror_alert_1.md"),
+        ("x" * 500 + ".pdf", "x" * 116 + ".pdf"),
+    ],
+)
+def test_safe_name_stays_inside_the_folder(name: str, expected: str) -> None:
+    assert safe_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["evil.exe", "noext", "archive.md.zip", "../..", ""])
+def test_unsupported_upload_types_are_refused(name: str) -> None:
+    with pytest.raises(UploadError, match="unsupported file type"):
+        safe_name(name)
+
+
+def test_destination_never_overwrites_a_different_file(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("one")
+    d = destination(tmp_path, "a.md", "f" * 64)
+    assert d.parent == tmp_path.resolve() and d.name == "a-ffffffff.md"
+
+
+def test_uploads_are_indexed_and_traversal_stays_inside(tmp_path: Path, assistant: Assistant) -> None:
+    src = tmp_path / "incoming"
+    src.mkdir()
+    good = src / "upload.md"
+    good.write_text(
+        "---\ntitle: Zorblat news\n---\n\nThe Zorblat Agency named Quentin Flibbertigibbet director.\n"
+    )
+    bad = src / "bad.md"
+    bad.write_bytes(b"")
+    exe = src / "x.exe"
+    exe.write_bytes(b"MZ")
+    folder = tmp_path / "uploads"
+    n = len(assistant.index.releases)
+    result = add_uploads(
+        assistant, [(str(good), "../../../../outside.md"), (str(bad), "bad.md"), (str(exe), "x.exe")], folder
+    )
+    assert [r.title for r in result.added] == ["Zorblat news"]
+    assert len(assistant.index.releases) == n + 1
+    assert sorted(p.name for p in folder.iterdir()) == ["outside.md"]
+    assert not (tmp_path / "outside.md").exists()
+    reasons = dict(result.problems)
+    assert reasons["bad.md"] == "empty file" and "unsupported file type" in reasons["x.exe"]
+    again = add_uploads(assistant, [(str(good), "outside.md")], folder)
+    assert not again.added and "already indexed" in again.problems[0][1]
+    assert sorted(p.name for p in folder.iterdir()) == ["outside.md"]
+
+
+def test_oversized_upload_is_refused(tmp_path: Path, assistant: Assistant) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.truncate(MAX_UPLOAD_BYTES + 1)
+    result = add_uploads(assistant, [(str(big), "big.txt")], tmp_path / "uploads")
+    assert not result.added and "over the 20 MB limit" in result.problems[0][1]
+
+
+# ---------------------------------------------------------------- exposure
+
+
+def test_loopback_hosts() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "127.0.0.2"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.5", "::", "example.org"))
+
+
+def test_exposure_needs_a_password_or_an_explicit_override() -> None:
+    check_exposure("127.0.0.1", None, False)
+    check_exposure("0.0.0.0", ("u", "p"), False)
+    check_exposure("0.0.0.0", None, True)
+    with pytest.raises(ValueError, match="--auth"):
+        check_exposure("0.0.0.0", None, False)
+
+
+def test_parse_auth() -> None:
+    assert parse_auth("alice:s3:cret") == ("alice", "s3:cret")
+    assert parse_auth(None) is None and parse_auth("") is None
+    for bad in ("alice", ":pw", "alice:"):
+        with pytest.raises(ValueError, match="user:password"):
+            parse_auth(bad)
+
+
+def test_serve_refuses_other_hosts_before_loading_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("RELEASE_QA_AUTH", raising=False)
+    rc = cli_main(["serve", "--index", str(tmp_path / "none"), "--host", "0.0.0.0"])
+    assert rc == 2 and "refusing to serve on 0.0.0.0 without a password" in capsys.readouterr().err
+    monkeypatch.setenv("RELEASE_QA_AUTH", "nocolon")
+    rc = cli_main(["serve", "--index", str(tmp_path / "none"), "--host", "0.0.0.0"])
+    assert rc == 2 and "user:password" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the running app
+
+
+@pytest.fixture
+def assistant(corpus_dir: Path, embedder: HashingEmbedder) -> Assistant:
+    return Assistant(Index.build(read_releases([corpus_dir, SEED]).releases, embedder), embedder)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Assistant]]:
+    from tests.conftest import RELEASES
+
+    d = tmp_path_factory.mktemp("served")
+    for name, text in RELEASES.items():
+        (d / name).write_text(text, encoding="utf-8")
+    emb = HashingEmbedder(dimension=256)
+    a = Assistant(Index.build(read_releases([d, SEED]).releases, emb), emb)
+    demo = build_app(a, upload_dir=d / "uploads")
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield url, a
+    finally:
+        demo.close()
+
+
+def test_api_ask_returns_the_cli_json(served: tuple[str, Assistant]) -> None:
+    from gradio_client import Client
+
+    url, a = served
+    assert url.startswith("http://127.0.0.1:")
+    client = Client(url, verbose=False)
+    q = "How much was Riverside Hospital fined?"
+    text = client.predict(q, api_name="/ask")
+    assert text == json.dumps(answer_to_dict(a.ask(q)), ensure_ascii=False, indent=2)
+    got = json.loads(text)
+    assert "$3 million" in got["answer"]["sentence"]
+
+
+def test_api_ask_takes_a_history_for_follow_ups(served: tuple[str, Assistant]) -> None:
+    from gradio_client import Client
+
+    url, _ = served
+    history = [
+        {"role": "user", "content": "Who chaired the meeting in Geneva?"},
+        {"role": "assistant", "content": "Dr. Jane Smith"},
+    ]
+    text = Client(url, verbose=False).predict(
+        "And where will the next one be held?", history, api_name="/ask"
+    )
+    got = json.loads(text)
+    assert got["resolved_question"].startswith("Who chaired the meeting in Geneva?")
+
+
+def test_api_bad_questions_get_a_clear_error(served: tuple[str, Assistant]) -> None:
+    from gradio_client import Client
+
+    client = Client(served[0], verbose=False)
+    for q, msg in (("   ", "empty"), ("x" * 100_000, "limit is")):
+        with pytest.raises(Exception, match=msg):
+            client.predict(q, api_name="/ask")
+
+
+def test_only_ask_is_public(served: tuple[str, Assistant]) -> None:
+    from gradio_client import Client
+
+    api = Client(served[0], verbose=False).view_api(print_info=False, return_format="dict")
+    assert list(api["named_endpoints"]) == ["/ask"]
+    assert not api["unnamed_endpoints"]
