@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# $(INDEX)/uploads holds releases added in the chat: indexing keeps them
 index: $(STAMP)
-	$(VENV)/bin/release-qa index $(CORPUS) --index $(INDEX)
+	$(VENV)/bin/release-qa index $(CORPUS) $(wildcard $(INDEX)/uploads) --index $(INDEX)
 
 chat: index
 	$(VENV)/bin/release-qa serve --index $(INDEX)
