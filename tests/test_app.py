@@ -406,3 +406,19 @@ def test_only_ask_is_public(served: tuple[str, Assistant]) -> None:
     api = Client(served[0], verbose=False).view_api(print_info=False, return_format="dict")
     assert list(api["named_endpoints"]) == ["/ask"]
     assert not api["unnamed_endpoints"]
+
+
+def test_password_protects_the_chat_and_the_api(assistant: Assistant) -> None:
+    from gradio_client import Client
+
+    demo = build_app(assistant)
+    _, url, _ = launch(demo, port=free_port(), auth=("alice", "s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        with pytest.raises(Exception):  # noqa: B017 - the client raises its own error kinds
+            Client(url, verbose=False).predict("Who chaired the meeting?", api_name="/ask")
+        got = Client(url, auth=("alice", "s3cret"), verbose=False).predict(
+            "Who chaired the meeting?", api_name="/ask"
+        )
+        assert json.loads(got)["question"] == "Who chaired the meeting?"
+    finally:
+        demo.close()
