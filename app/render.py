@@ -241,16 +241,21 @@ def sources_html(answer: Answer | None) -> str:
         return '<div class="qa-sources qa-empty">No passages matched (check the filters).</div>'
     q = answer.resolved_question or answer.question
     cards = [f'<div class="qa-sources-h">{len(answer.hits)} passages for “{esc(q)}”</div>']
+    c = answer.citation
+    marked = False
     for rank, h in enumerate(answer.hits, 1):
-        cards.append(source_card(h, rank, answer, q))
+        p = h.passage
+        holds = c is not None and c.release_id == p.release_id and p.start <= c.start and c.end <= p.end
+        cards.append(source_card(h, rank, answer, q, is_answer=holds and not marked))
+        marked = marked or holds
     return f'<div class="qa-sources">{"".join(cards)}</div>'
 
 
-def source_card(h: Hit, rank: int, answer: Answer, question: str) -> str:
+def source_card(h: Hit, rank: int, answer: Answer, question: str, *, is_answer: bool) -> str:
+    """One passage; ``is_answer`` (the first passage holding the quote) marks the quote in it."""
     p = h.passage
     spans = [Span(s.start - p.start, s.end - p.start, s.cls, s.tag) for s in term_spans(p.text, question)]
     c = answer.citation
-    is_answer = c is not None and c.release_id == p.release_id and p.start <= c.start and c.end <= p.end
     if is_answer and c is not None:
         lo, hi = c.start - p.start, c.end - p.start
         spans = [s for s in spans if s.end <= lo or s.start >= hi]  # terms never cross the answer
@@ -260,7 +265,7 @@ def source_card(h: Hit, rank: int, answer: Answer, question: str) -> str:
         f'<div class="qa-source{" qa-source-answer" if is_answer else ""}">'
         f'<div class="qa-source-head"><span class="qa-rank">{rank}</span>'
         f'<span class="qa-cite-title">{esc(h.release.title)}</span>{badge}'
-        f'<span class="qa-score" title="retrieval score">{h.score:.3f}</span></div>'
+        "</div>"
         f'<div class="qa-cite-meta">{meta_line(h.release.date, h.release.source, h.release.url)}</div>'
         f'<div class="qa-source-text">{highlight(p.text, spans)}</div>'
         f"{open_button(p.release_id, p.start, p.end, (c.start, c.end) if is_answer and c else None)}"

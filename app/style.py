@@ -45,12 +45,12 @@ mark.qa-span { background: #fde68a; color: #1f2937; padding: 0 .1em; border-radi
 .qa-source-answer { border-color: var(--color-accent); box-shadow: 0 0 0 1px var(--color-accent) inset; }
 .qa-source-head { display: flex; gap: .5rem; align-items: baseline; }
 .qa-rank { color: var(--body-text-color-subdued); font-variant-numeric: tabular-nums; }
-.qa-badge { background: var(--color-accent); color: white; border-radius: 999px; padding: 0 .45rem;
+.qa-badge { margin-left: auto; background: var(--color-accent); color: white; border-radius: 999px;
+  padding: 0 .45rem;
   font-size: .75em; }
-.qa-score { margin-left: auto; color: var(--body-text-color-subdued); font-size: .8em;
-  font-variant-numeric: tabular-nums; }
 .qa-source-text { white-space: pre-wrap; font-size: .92em; margin: .35rem 0; max-height: 14rem;
   overflow: auto; }
+.qa-source-answer .qa-source-text { max-height: none; }
 .qa-term { text-decoration: underline; text-decoration-color: var(--color-accent);
   text-decoration-thickness: 2px; }
 button.qa-open { color: var(--link-text-color); background: none !important; border: none; box-shadow: none;
