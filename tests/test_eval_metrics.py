@@ -262,18 +262,37 @@ def test_jsonl_loader_resolves_basenames_and_histories(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     rows = [
-        {"id": "a", "question": "Who chaired the AMCC?", "answers": ["Dr Yaacob Ibrahim"], "release": "amcc.md",
-         "type": "who", "followup_of": None},
-        {"id": "b", "question": "Where was it held?", "answers": ["the St. Regis"], "release": "amcc.md",
-         "type": "where", "followup_of": "a"},
-        {"id": "c", "question": "And its budget?", "answers": [], "release": None, "type": "unanswerable",
-         "followup_of": "b"},
+        {
+            "id": "a",
+            "question": "Who chaired the AMCC?",
+            "answers": ["Dr Yaacob Ibrahim"],
+            "release": "amcc.md",
+            "type": "who",
+            "followup_of": None,
+        },
+        {
+            "id": "b",
+            "question": "Where was it held?",
+            "answers": ["the St. Regis"],
+            "release": "amcc.md",
+            "type": "where",
+            "followup_of": "a",
+        },
+        {
+            "id": "c",
+            "question": "And its budget?",
+            "answers": [],
+            "release": None,
+            "type": "unanswerable",
+            "followup_of": "b",
+        },
     ]
     f = tmp_path / "set.jsonl"
     f.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     ds = load_jsonl(f, [corpus])
     a, b, c = ds.items
-    assert a.release_id == ds.releases[0].id and a.span is None
+    assert a.release_id == ds.releases[0].id == b.release_id and a.span is None
+    assert [t.answer for t in b.history] == ["Dr Yaacob Ibrahim"]
     assert [t.question for t in c.history] == ["Who chaired the AMCC?", "Where was it held?"]
     assert [t.answer for t in c.history] == ["Dr Yaacob Ibrahim", "the St. Regis"]
     assert c.release_id is None and not c.answerable
@@ -286,7 +305,9 @@ def test_jsonl_loader_refuses_unknown_release_and_forward_followup(tmp_path: Pat
     corpus.mkdir()
     (corpus / "x.txt").write_text("Some release text.\n", encoding="utf-8")
     f = tmp_path / "bad.jsonl"
-    f.write_text(json.dumps({"id": "a", "question": "q", "answers": ["x"], "release": "nope.md"}), encoding="utf-8")
+    f.write_text(
+        json.dumps({"id": "a", "question": "q", "answers": ["x"], "release": "nope.md"}), encoding="utf-8"
+    )
     with pytest.raises(ValueError, match="not in the corpus"):
         load_jsonl(f, [corpus])
     f.write_text(json.dumps({"id": "a", "question": "q", "answers": [], "release": None, "followup_of": "z"}))
@@ -317,7 +338,11 @@ def test_system_metrics_by_hand(tmp_path: Path) -> None:
     assert sm.answer is not None and sm.answer.n == 2
     assert sm.answer.em == 0.5  # q1 right, q3 wrong
     assert sm.answer.sentence_holds_gold == 1.0  # both quoted sentences hold the gold
-    assert sm.retrieval is not None and sm.retrieval.recall_at_1 == 0.5 and sm.retrieval.release_recall_at_1 == 1.0
+    assert (
+        sm.retrieval is not None
+        and sm.retrieval.recall_at_1 == 0.5
+        and sm.retrieval.release_recall_at_1 == 1.0
+    )
     own = sm.abstention.own if sm.abstention else None
     assert own is not None and own.threshold == 0.5
     assert own.f1 == pytest.approx((1 + 1 + 0) / 3)  # q1 right, q2 declined (right), q3 declined
