@@ -422,3 +422,20 @@ def test_password_protects_the_chat_and_the_api(assistant: Assistant) -> None:
         assert json.loads(got)["question"] == "Who chaired the meeting?"
     finally:
         demo.close()
+
+
+def test_replies_stream_from_searching_to_the_full_answer(assistant: Assistant) -> None:
+    demo = build_app(assistant)
+    respond = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "respond")
+    frames = list(respond("How much was Riverside Hospital fined?", [], [], None, None, []))
+    assert "Searching 4 releases" in frames[0][1][-1]["content"]
+    assert any("qa-cursor" in f[1][-1]["content"] for f in frames[1:-1])
+    box, chat, turns, sources, viewer = frames[-1]
+    assert box == "" and [m["role"] for m in chat] == ["user", "assistant"]
+    assert "qa-cite" in chat[-1]["content"] and "qa-source-answer" in sources and "qa-target" in viewer
+    ((question, answer),) = turns
+    assert question == "How much was Riverside Hospital fined?" and answer.citation is not None
+    follow = list(respond("And what did it agree to?", chat, turns, "2019-01-01", None, ["Health Agency"]))
+    assert "Only releases dated 2019-01-01" in follow[-1][1][-1]["content"]
+    bad = list(respond("Who?", [], [], "yesterday", None, []))
+    assert "not a date" in bad[-1][1][-1]["content"]
