@@ -81,24 +81,27 @@ def compare(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> list[Delta]
 
 
 def format_deltas(deltas: list[Delta], *, show_all: bool = False) -> str:
-    """A table of the changed metrics (all of them with ``show_all``), grouped by dataset and
-    system; ``+``/``-`` mark better/worse."""
+    """A table of the changed metrics (with ``show_all``, unchanged ones and ones only one
+    report has too), grouped by dataset and system; ``+``/``-`` mark better/worse."""
     lines: list[str] = []
     current: tuple[str, str] | None = None
-    shown = 0
+    only_a = sum(1 for d in deltas if d.b is None)
+    only_b = sum(1 for d in deltas if d.a is None)
     for d in deltas:
-        if not show_all and d.delta is not None and abs(d.delta) < 1e-12:
+        if not show_all and (d.delta is None or abs(d.delta) < 1e-12):
             continue
         if (d.dataset, d.system) != current:
             current = (d.dataset, d.system)
-            lines.append(f"\n{d.dataset} / {d.system}")
+            lines.append(f"{d.dataset} / {d.system}")
         mark = {True: "+", False: "-", None: " "}[d.better]
         a = "–" if d.a is None else f"{d.a:.4f}"
         b = "–" if d.b is None else f"{d.b:.4f}"
         delta = "" if d.delta is None else f"{d.delta:+.4f}"
         lines.append(f"  {mark} {d.metric:<40} {a:>12} {b:>12} {delta:>10}")
-        shown += 1
-    if shown == 0:
-        return "no metric changed"
-    header = f"  {'':1} {'metric':<40} {'A':>12} {'B':>12} {'B - A':>10}"
-    return header + "\n".join(lines)
+    if not lines:
+        lines.append("no metric changed")
+    else:
+        lines.insert(0, f"  {'':1} {'metric':<40} {'A':>12} {'B':>12} {'B - A':>10}")
+    if (only_a or only_b) and not show_all:
+        lines.append(f"({only_a} metrics only in A, {only_b} only in B: --all lists them)")
+    return "\n".join(lines)
