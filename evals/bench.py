@@ -1,0 +1,221 @@
+"""Speed and scale benchmark (issue 7): ``python -m evals.bench --out DIR [--quick]``.
+
+Measures, in one run on this machine: the encoder lever (ONNX Runtime against torch), the index
+build against the raw encoder on the same texts (with where the time goes), ``Assistant.ask``
+per stage at 1k/10k/100k passages beside bm25s, txtai and Haystack (each in its own venv),
+cold start, peak RSS, adding one release, and flat against HNSW search. Systems are interleaved
+round by round and medians reported, because the 2 cores are shared. Writes ``bench.json`` and
+``bench.md`` to DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import faiss
+import numpy as np
+
+from evals import bench_ann, bench_encoder
+from evals.bench_build import raw_encoder, timed_build
+from evals.bench_corpus import CACHE, US_GOV, question_set, squad_items
+from evals.bench_peers import Worker, start
+from evals.bench_report import render
+from evals.bench_scale import base_index, sized_index
+from evals.bench_stats import summary
+from qa.embedding import SentenceTransformerEmbedder
+from qa.index import Index, passage_embedding_text
+
+logger = logging.getLogger("evals.bench")
+
+PEERS = ("bm25s", "txtai", "haystack")
+
+
+def _load() -> list[float]:
+    return list(os.getloadavg())
+
+
+def export_passages(index_path: Path, cache: Path = CACHE) -> tuple[Path, Path]:
+    """The index's passages as the dense encoder sees them, and their vectors, for the peers."""
+    out = cache / "peers" / index_path.name
+    texts, vecs = out / "passages.jsonl", out / "vectors.npy"
+    if not vecs.is_file():
+        index = Index.load(index_path)
+        fids = faiss.vector_to_array(index.passage_vectors.id_map)
+        all_vecs = index.passage_vectors.index.reconstruct_n(0, index.passage_vectors.ntotal)
+        out.mkdir(parents=True, exist_ok=True)
+        with texts.open("w", encoding="utf-8") as f:
+            for fid in fids.tolist():
+                p = index.passages[fid]
+                text = passage_embedding_text(index.releases[p.release_id], p)
+                f.write(json.dumps({"fid": fid, "text": text}) + "\n")
+        np.save(vecs, np.ascontiguousarray(all_vecs, dtype=np.float32))
+    return texts, vecs
+
+
+def build_bench(n_releases: int, rounds: int, work: Path) -> dict[str, Any]:
+    """The whole index build (both backends, interleaved) against the raw encoder, same texts."""
+    files = sorted(str(p) for p in US_GOV.glob("*.md"))
+    files = random.Random(7).sample(files, min(n_releases, len(files)))
+    runs: dict[str, list[dict[str, Any]]] = {"onnx": [], "torch": []}
+    for r in range(rounds):
+        order = ["onnx", "torch"] if r % 2 == 0 else ["torch", "onnx"]
+        for backend in order:
+            emb = SentenceTransformerEmbedder(backend=backend)
+            emb.encode(["warm up"])
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                b = timed_build(Path(tmp) / "idx", files, emb)
+            texts, ptexts = b.pop("_texts"), b.pop("_passage_texts")
+            b["raw_encoder_seconds_all_texts"] = raw_encoder(emb, texts)
+            b["raw_encoder_seconds_passages"] = raw_encoder(emb, ptexts)
+            runs[backend].append(b)
+            logger.warning("build %s round %d: %.1f s", backend, r + 1, b["seconds"])
+    return {"releases": len(files), "rounds": rounds, "runs": runs}
+
+
+def query_bench(
+    sizes: dict[str, Path],
+    questions: list[str],
+    rounds: int,
+    peers: tuple[str, ...],
+    logs: Path,
+    add_doc: dict[str, str],
+    *,
+    peers_embed: bool,
+) -> dict[str, Any]:
+    """Per size: start every system's worker, then interleave rounds of the same questions."""
+    out: dict[str, Any] = {}
+    warm = questions[:5]
+    for label, path in sizes.items():
+        texts, vecs = export_passages(path)
+        res: dict[str, Any] = {"index": path.name, "systems": {}}
+        workers: dict[str, Worker] = {}
+        try:
+            logger.warning("size %s: starting workers", label)
+            workers["ours"] = start("ours", index=path, passages=texts, vectors=None, logs=logs)
+            for peer in peers:
+                # peers embed the base corpus themselves (their build is timed); larger sizes get
+                # the same model's vectors so only their query path is measured
+                own = peers_embed and label == "1k" and peer != "bm25s"
+                try:
+                    workers[peer] = start(
+                        peer, index=path, passages=texts, vectors=None if own else vecs, logs=logs
+                    )
+                except Exception as e:  # a peer that fails is reported, not fatal
+                    res["systems"][peer] = {"error": str(e)}
+                    logger.warning("peer %s failed at %s: %s", peer, label, e)
+            for w in workers.values():
+                w.ask({"cmd": "run", "questions": warm})
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
+            for r in range(rounds):
+                names = list(workers)
+                names = names[r % len(names) :] + names[: r % len(names)]
+                for name in names:
+                    runs[name].append(workers[name].ask({"cmd": "run", "questions": questions}))
+                logger.warning("size %s round %d done", label, r + 1)
+            add = workers["ours"].ask({"cmd": "add", **add_doc})
+            for name, w in workers.items():
+                merged: dict[str, list[float]] = {}
+                for run in runs[name]:
+                    for key, vals in run.items():
+                        if isinstance(vals, list) and vals and isinstance(vals[0], float):
+                            merged.setdefault(key, []).extend(vals)
+                res["systems"][name] = {
+                    "ready": w.ready,
+                    "ms": {key: summary(v) for key, v in merged.items()},
+                    "peak_rss_mb": runs[name][-1]["peak_rss_mb"] if runs[name] else None,
+                    "answered": [run.get("answered") for run in runs[name]],
+                }
+            res["add_one_release"] = add
+        finally:
+            for w in workers.values():
+                w.close()
+        vectors = np.load(vecs)
+        qv = SentenceTransformerEmbedder().encode(questions)
+        res["ann"] = bench_ann.compare(vectors, qv)
+        out[label] = res
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m evals.bench", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="evals/reports/bench", help="folder for bench.json and bench.md")
+    p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
+    p.add_argument("--sizes", help="comma-separated passage counts (default 1000,10000,100000)")
+    p.add_argument("--no-peers", action="store_true", help="skip txtai and Haystack (bm25s stays)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    quick = args.quick
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else ([1000, 10000] if quick else [1000, 10000, 100000])
+    )
+    n_questions, rounds = (20, 1) if quick else (60, 3)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=CACHE))
+    report: dict[str, Any] = {
+        "quick": quick,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_before": _load(),
+            "faiss": faiss.__version__,
+        },
+    }
+    t0 = time.perf_counter()
+    emb = SentenceTransformerEmbedder()
+    base_path, base_info = base_index(emb, 1000)
+    report["base_build"] = {k: v for k, v in base_info.items() if k not in ("squad_questions",)}
+    questions = question_set(base_info["squad_questions"], n_questions)
+    report["questions"] = {"n": len(questions), "sample": questions[:6]}
+
+    base = Index.load(base_path)
+    ptexts = [
+        passage_embedding_text(base.releases[p.release_id], p) for p in list(base.passages.values())[:64]
+    ]
+    logger.warning("encoder lever: torch against ONNX Runtime")
+    report["encoder"] = bench_encoder.compare(ptexts[: 16 if quick else 64], questions, 1 if quick else 3)
+    logger.warning("index build against the raw encoder")
+    report["build"] = build_bench(4 if quick else 12, 1 if quick else 2, work)
+
+    labels = {1000: "1k", 10000: "10k", 100000: "100k"}
+    paths = {labels.get(n, str(n)): sized_index(base_path, n) for n in sizes}
+    extra = squad_items()[-1]
+    add_doc = {
+        "title": f"{extra.title}: a new statement",
+        "text": extra.context,
+        "question": extra.questions[0] if extra.questions else extra.title,
+    }
+    peers = ("bm25s",) if args.no_peers else PEERS
+    report["queries"] = query_bench(
+        paths, questions, rounds, peers, out / "logs", add_doc, peers_embed=not quick
+    )
+    report["machine"]["load_after"] = _load()
+    report["seconds"] = time.perf_counter() - t0
+    (out / "bench.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / "bench.md").write_text(render(report), encoding="utf-8")
+    print(f"wrote {out / 'bench.md'} and {out / 'bench.json'} in {report['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

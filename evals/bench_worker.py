@@ -1,0 +1,147 @@
+"""Benchmark worker in the project's venv: ``ours`` (Assistant.ask, split per stage) or
+``bm25s`` (bm25s alone over the same passage texts). Spoken to by ``evals/bench.py``.
+
+    python -m evals.bench_worker ours --index DIR
+    python -m evals.bench_worker bm25s --passages FILE.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+T0 = time.perf_counter()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import json  # noqa: E402
+import tempfile  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from evals.bench_proto import Handler, peak_rss_mb, serve, take_stdout, timed_queries  # noqa: E402
+
+STAGES = ("encode", "search", "answer")
+
+
+def _wrap(owner: Any, name: str, sink: dict[str, float]) -> None:
+    """Time ``owner.name`` (an instance attribute shadows the method) into ``sink[name]``."""
+    orig: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return orig(*args, **kwargs)
+        finally:
+            sink[name] = sink.get(name, 0.0) + time.perf_counter() - t
+
+    setattr(owner, name, wrapper)
+
+
+def ours(index: str) -> tuple[dict[str, Any], dict[str, Handler]]:
+    t_import = time.perf_counter()
+    from qa import Assistant, make_release
+    from qa.embedding import SentenceTransformerEmbedder
+
+    t_load = time.perf_counter()
+    emb = SentenceTransformerEmbedder()
+    assistant = Assistant.load(index, emb)
+    t_model = time.perf_counter()
+    emb.encode(["warm up the encoder"])
+    t_first = time.perf_counter()
+    assistant.ask("Who chaired the meeting?")
+    t_done = time.perf_counter()
+    ready = {
+        "cold": {
+            "imports_s": t_load - t_import,
+            "load_index_s": t_model - t_load,
+            "load_model_s": t_first - t_model,
+            "first_ask_s": t_done - t_first,
+            "process_to_first_answer_s": t_done - T0,
+        },
+        "passages": len(assistant.index.passages),
+        "sentences": len(assistant.index.sentences),
+        "encoder": f"{type(emb).__name__}/{emb.backend}",
+        "rss_after_load_mb": peak_rss_mb(),
+    }
+    sink: dict[str, float] = {}
+    _wrap(assistant.retriever, "encode", sink)
+    _wrap(assistant.retriever, "search_encoded", sink)
+    _wrap(assistant.answerer, "answer", sink)
+    names = {"encode": "encode", "search_encoded": "search", "answer": "answer"}
+
+    def run(cmd: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"e2e_ms": [], **{s: [] for s in STAGES}, "answered": 0}
+        for q in cmd["questions"]:
+            sink.clear()
+            t = time.perf_counter()
+            a = assistant.ask(q)
+            out["e2e_ms"].append((time.perf_counter() - t) * 1e3)
+            for k, v in names.items():
+                out[v].append(sink.get(k, 0.0) * 1e3)
+            out["answered"] += a.text is not None
+        return out
+
+    def add(cmd: dict[str, Any]) -> dict[str, Any]:
+        rel = make_release(cmd["text"], title=cmd["title"], path="bench/new-release.md")
+        t = time.perf_counter()
+        added = assistant.add_releases([rel], save=False)
+        t_add = time.perf_counter() - t
+        with tempfile.TemporaryDirectory(dir=Path(index).parent) as tmp:
+            t = time.perf_counter()
+            assistant.index.save(Path(tmp) / "copy")
+            t_save = time.perf_counter() - t
+        t = time.perf_counter()
+        a = assistant.ask(cmd["question"])
+        return {
+            "added": len(added),
+            "add_s": t_add,
+            "save_full_snapshot_s": t_save,
+            "ask_after_add_s": time.perf_counter() - t,
+            "found_new": bool(a.citation and a.citation.release_id == rel.id),
+        }
+
+    return ready, {"run": run, "add": add}
+
+
+def bm25s_alone(passages: str) -> tuple[dict[str, Any], dict[str, Handler]]:
+    import bm25s
+    import Stemmer
+
+    texts = [json.loads(line)["text"] for line in Path(passages).read_text(encoding="utf-8").splitlines()]
+    stem = Stemmer.Stemmer("english").stemWords
+    t = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(texts, stopwords="en", stemmer=stem, show_progress=False), show_progress=False
+    )
+    build_s = time.perf_counter() - t
+
+    def ask(q: str) -> Any:
+        toks = bm25s.tokenize([q], stopwords="en", stemmer=stem, show_progress=False)
+        return retriever.retrieve(toks, k=10, show_progress=False, n_threads=1)
+
+    ready = {
+        "build_s": build_s,
+        "passages": len(texts),
+        "cold": {"process_to_ready_s": time.perf_counter() - T0},
+    }
+    return ready, {"run": lambda cmd: timed_queries(ask, cmd["questions"])}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("system", choices=["ours", "bm25s"])
+    p.add_argument("--index")
+    p.add_argument("--passages")
+    args = p.parse_args()
+    out = take_stdout()
+    ready, handlers = ours(args.index) if args.system == "ours" else bm25s_alone(args.passages)
+    serve(ready, handlers, out)
+
+
+if __name__ == "__main__":
+    main()
