@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -104,14 +105,25 @@ def browser() -> Iterator[Any]:
 
 
 class Page:
-    """A fresh chat page that records dialogs (alert/confirm) and page errors."""
+    """A fresh chat page that records dialogs (alert/confirm), page errors and requests
+    leaving this machine (the chat must work offline: no fonts or scripts from a CDN)."""
 
     def __init__(self, page: Any) -> None:
         self.page = page
         self.dialogs: list[str] = []
         self.errors: list[str] = []
+        self.outside: list[str] = []
         page.on("dialog", self._dialog)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", self._request)
+
+    def _request(self, request: Any) -> None:
+        host = urlsplit(request.url).hostname or ""
+        if request.url.startswith(("http:", "https:", "ws:", "wss:")) and host not in (
+            "127.0.0.1",
+            "localhost",
+        ):
+            self.outside.append(request.url)
 
     def _dialog(self, d: Any) -> None:
         self.dialogs.append(d.message)
@@ -123,9 +135,10 @@ def chat(browser: Any, chat_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
+    chat = Page(page)
     page.goto(chat_url)
     page.wait_for_selector("#qa-question textarea")
     try:
-        yield Page(page)
+        yield chat
     finally:
         context.close()

@@ -66,6 +66,7 @@ def test_ask_shows_highlighted_quote_citation_and_confidence(chat: Page) -> None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     chat.page.screenshot(path=str(ARTIFACTS / "answered-chat.png"))
     assert not chat.dialogs and not chat.errors
+    assert not chat.outside, chat.outside
 
 
 def test_sources_open_the_release_scrolled_to_the_quote(chat: Page) -> None:
