@@ -439,3 +439,16 @@ def test_replies_stream_from_searching_to_the_full_answer(assistant: Assistant) 
     assert "Only releases dated 2019-01-01" in follow[-1][1][-1]["content"]
     bad = list(respond("Who?", [], [], "yesterday", None, []))
     assert "not a date" in bad[-1][1][-1]["content"]
+
+
+def test_uploads_persist_in_the_index(tmp_path: Path, corpus_dir: Path, embedder: HashingEmbedder) -> None:
+    idx = tmp_path / "index"
+    Index.build(read_releases([corpus_dir]).releases, embedder).save(idx)
+    a = Assistant.load(idx, embedder)
+    f = tmp_path / "new.md"
+    f.write_text("---\ntitle: Kestrel Bay port news\n---\n\nThe port of Kestrel Bay trained 450 workers.\n")
+    result = add_uploads(a, [(str(f), "new.md")], idx / "uploads")
+    assert [r.title for r in result.added] == ["Kestrel Bay port news"]
+    reloaded = Assistant.load(idx, embedder)
+    assert "Kestrel Bay port news" in {r.title for r in reloaded.index.releases.values()}
+    assert (idx / "uploads" / "new.md").read_text() == f.read_text()
