@@ -190,8 +190,13 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
         try:
             filters = make_filters(date_from, date_to, sources)
             answer = assistant.ask(q, history=history_of(turns), filters=filters)
-        except ValueError as e:
+        except ValueError as e:  # a question or filter the library refuses, with its reason
             yield "", [*chat, _bot(render.error_html(str(e)))], [*turns, (q, None)], gr.skip(), gr.skip()
+            return
+        except Exception:
+            logger.exception("answering %r failed", q)
+            msg = "Something went wrong while answering; the server log has the details."
+            yield "", [*chat, _bot(render.error_html(msg))], [*turns, (q, None)], gr.skip(), gr.skip()
             return
         if answer.text is not None and answer.sentence:
             n = len(answer.sentence)
