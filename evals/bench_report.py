@@ -215,9 +215,9 @@ def encoder(r: dict[str, Any]) -> list[str]:
 
 def ann(r: dict[str, Any]) -> list[str]:
     out = [
-        "| size | vectors | flat p50 / p95 ms | HNSW build s | "
+        "| size | vectors | flat p50 / p95 ms | flat, 1 OpenMP thread | HNSW build s | "
         "HNSW ef=32 p50 ms, recall@10 | ef=64 | ef=128 |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, res in r.get("queries", {}).items():
         a = res.get("ann")
@@ -226,6 +226,7 @@ def ann(r: dict[str, Any]) -> list[str]:
         cells = [f"{_f(h['ms']['p50'], 3)}, {h['recall_at_10']:.3f}" for h in a["hnsw"].values()]
         out.append(
             f"| {label} | {_f(a['n'], 0)} | {_f(a['flat_ms']['p50'], 3)} / {_f(a['flat_ms']['p95'], 3)} | "
+            f"{_f(a['flat_1_thread_ms']['p50'], 3)} / {_f(a['flat_1_thread_ms']['p95'], 3)} | "
             f"{_f(a['hnsw_build_s'], 1)} | " + " | ".join(cells) + " |"
         )
     return out
