@@ -10,6 +10,7 @@ it decides when to decline.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from qa.features import (
     SPAN_FEATURES,
     Model,
     Question,
+    add_relative,
     content_stems,
     model_from_dict,
     sentence_features,
@@ -166,6 +168,10 @@ class Answerer:
         idf = self.idf()
         rows = []
         span_probs = []
+        prev_of: dict[tuple[str, int], str] = {}
+        for _, h, _ in cands:
+            for a, b in itertools.pairwise(h.passage.sentences):
+                prev_of.setdefault((b.release_id, b.start), a.text)
         for i, (s, h, rank) in enumerate(cands):
             ann = self.index.annotation(s)
             sp = (
@@ -188,9 +194,10 @@ class Answerer:
                     rank,
                     idf,
                     float(sp.max()) if len(sp) else 0.0,
+                    prev_of.get((s.release_id, s.start)),
                 )
             )
-        x = np.asarray(rows, dtype=np.float32)
+        x = add_relative(np.asarray(rows, dtype=np.float32))
         probs = self.models.sentence.proba(x) if self.models is not None else _fallback_sentence(x)
         return [
             Scored(s, h, rank, x[i], span_probs[i], float(probs[i])) for i, (s, h, rank) in enumerate(cands)

@@ -195,7 +195,7 @@ class Question:
 
 # ---------------------------------------------------------------- sentence features
 
-SENTENCE_FEATURES = (
+SENTENCE_BASE = (
     "cos",
     "cos_gap",
     "cos_rank_top",
@@ -211,7 +211,20 @@ SENTENCE_FEATURES = (
     "log_len",
     "heading",
     "span_best",
+    "prev_idf_overlap",
+    "n_expected",
 )
+_RELATIVE = (("idf_gap", "idf_overlap"), ("span_gap", "span_best"), ("bigram_gap", "bigram_overlap"))
+SENTENCE_FEATURES = (*SENTENCE_BASE, *(name for name, _ in _RELATIVE))
+
+
+def add_relative(base: np.ndarray) -> np.ndarray:
+    """Append each feature's gap to the best among the same question's candidates: a
+    pointwise model then still sees how a sentence compares with its rivals."""
+    if len(base) == 0:
+        return np.zeros((0, len(SENTENCE_FEATURES)), dtype=np.float32)
+    cols = [base[:, SENTENCE_BASE.index(src)] for _, src in _RELATIVE]
+    return np.column_stack([base, *(c - c.max() for c in cols)]).astype(np.float32)
 
 
 def sentence_features(
@@ -226,7 +239,9 @@ def sentence_features(
     passage_rank: int,
     idf: dict[str, float],
     span_best: float,
+    prev_text: str | None = None,
 ) -> list[float]:
+    """The ``SENTENCE_BASE`` features; ``add_relative`` completes them per question."""
     s_stems = content_stems(sentence_text)
     s_set = set(s_stems)
     q_idf = sum(idf.get(w, 1.0) for w in q.stems) or 1.0
@@ -235,8 +250,10 @@ def sentence_features(
     title_set = set(content_stems(title))
     s_years = years(sentence_text) | ({str(release_year)} if release_year else set())
     expected = EXPECTED.get(q.qtype)
-    type_match = float(bool(expected) and any(label_group(c) in expected for c in ann.candidates))
+    n_expected = sum(1 for c in ann.candidates if expected and label_group(c) in expected)
+    type_match = float(n_expected > 0)
     n_tok = max(1, len(sentence_text.split()))
+    prev = (set(content_stems(prev_text)) & q.stems) - inter if prev_text else set()
     return [
         cos,
         cos - cos_max,
@@ -253,6 +270,8 @@ def sentence_features(
         math.log(n_tok),
         float(n_tok < 6),
         span_best,
+        sum(idf.get(w, 1.0) for w in prev) / q_idf,
+        min(n_expected, 5),
     ]
 
 
@@ -279,6 +298,8 @@ SPAN_FEATURES = (
     "qtype",
     "group",
     "kind_ent",
+    "n_expected",
+    "overlaps_expected",
 )
 
 
@@ -294,6 +315,7 @@ def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarra
     expected = EXPECTED.get(q.qtype, frozenset())
     n_tok = max(1, len(ann.tokens))
     qcode = float(QTYPES.index(q.qtype))
+    typed = [(c.start, c.end) for c in cands if c.kind == "ent" and label_group(c) in expected]
     for row, c in enumerate(cands):
         text = sentence_text[c.start : c.end]
         c_stems = [stem(w) for w in words(text) if w not in STOPWORDS]
@@ -328,6 +350,8 @@ def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarra
         f[17] = qcode
         f[18] = LABEL_GROUPS.index(group)
         f[19] = float(c.kind == "ent")
+        f[20] = min(len(typed), 5)
+        f[21] = float(any(a < c.end and c.start < b for a, b in typed))
     return out
 
 

@@ -24,19 +24,21 @@ import numpy as np
 from qa.answer import MODEL_PATH, Answerer, AnswerModels
 from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.evaluation.data import load_squad
+from qa.evaluation.metrics import exact_match, normalize_answer, token_f1
 from qa.features import (
+    SENTENCE_BASE,
     SENTENCE_FEATURES,
     SPAN_FEATURES,
     LinearModel,
     Model,
     Question,
     TreeModel,
+    add_relative,
     span_features,
 )
 from qa.index import Index, QAIndexError, corpus_fingerprint
 from qa.retrieval import Retriever
-from qa.squad import load_squad
-from qa.text_metrics import exact_match, f1_score, normalize_answer
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ def train_answerer(
     rng.shuffle(arts)
     chosen = {r.id for r in arts[: st.articles]}
     releases = [r for r in full.releases if r.id in chosen]
-    questions = [q for q in full.questions if q.release_id in chosen and q.answers]
+    questions = [q for q in full.items if q.release_id in chosen and q.answers]
     rng.shuffle(questions)
     questions = questions[: st.questions]
     cache_dir = Path(cache) if cache is not None else Path(tempfile.gettempdir()) / "release-qa-train"
@@ -157,18 +159,25 @@ def train_answerer(
                 ],
                 dtype=np.float32,
             )
-            rows.append((i, sc.features, float(holds), sx, sy))
+            rows.append((i, sc.features[: len(SENTENCE_BASE)], float(holds), sx, sy))
     train_rows = [r for r in rows if r[0] >= n_held]
     span_rows = [r for r in train_rows if r[2] and len(r[4])]
+    holding = [r for r in train_rows if r[2]]
+    cand_recall = sum(1 for r in holding if len(r[4]) and r[4].max() == 1.0) / max(1, len(holding))
+    logger.info("candidate recall (exact gold span among candidates): %.3f", cand_recall)
     xs = np.concatenate([r[3] for r in span_rows])
     ys = np.concatenate([r[4] for r in span_rows])
     logger.info("span model: %d candidates, %d positive", len(ys), int(ys.sum()))
     span_model = _fit(xs, ys, SPAN_FEATURES, st)
 
     # the sentence model sees the trained span model's best score, as at answering time
-    best_idx = SENTENCE_FEATURES.index("span_best")
-    x = np.stack([r[1] for r in train_rows])
-    x[:, best_idx] = [float(span_model.proba(r[3]).max()) if len(r[3]) else 0.0 for r in train_rows]
+    best_idx = SENTENCE_BASE.index("span_best")
+    base = np.stack([r[1] for r in train_rows])
+    base[:, best_idx] = [float(span_model.proba(r[3]).max()) if len(r[3]) else 0.0 for r in train_rows]
+    # rows are in question order, so each question's rows are one contiguous block
+    qids = np.asarray([r[0] for r in train_rows])
+    bounds = np.flatnonzero(np.diff(qids)) + 1
+    x = np.concatenate([add_relative(block) for block in np.split(base, bounds)])
     y = np.asarray([r[2] for r in train_rows])
     logger.info("sentence model: %d sentences, %d positive", len(y), int(y.sum()))
     sent_model = _fit(x, y, SENTENCE_FEATURES, st)
@@ -182,13 +191,14 @@ def train_answerer(
         hits = hits_all[i] if not drop[i] else [h for h in hits_all[i] if h.release.id != q.release_id]
         a = held.answer(q.question, qvecs[i], hits, threshold=0.0)
         answerable = not drop[i] or any(_contains_gold(h.passage.text, q.answers) for h in hits[:5])
-        f1 = max(f1_score(a.text or "", g) for g in q.answers) if answerable else 0.0
+        f1 = max(token_f1(a.text or "", g) for g in q.answers) if answerable else 0.0
         em = max(exact_match(a.text or "", g) for g in q.answers) if answerable else 0.0
         sent_ok = answerable and _contains_gold(a.sentence or "", q.answers)
         results.append((a.score, answerable, f1, em, sent_ok))
     threshold, best_f1 = _sweep(results)
     answerable = [r for r in results if r[1]]
     metrics = {
+        "candidate_recall_em": round(cand_recall, 4),
         "heldout_questions": n_held,
         "heldout_answerable": len(answerable),
         "heldout_sentence_holds_gold": round(float(np.mean([r[4] for r in answerable])), 4),
