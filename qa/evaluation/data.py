@@ -73,12 +73,6 @@ class EvalSet:
     def has_unanswerable(self) -> bool:
         return any(not i.answerable for i in self.items)
 
-    def release(self, release_id: str) -> Release:
-        for r in self.releases:
-            if r.id == release_id:
-                return r
-        raise KeyError(release_id)
-
 
 # ---------------------------------------------------------------- question types
 
