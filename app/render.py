@@ -67,10 +67,8 @@ def highlight(text: str, spans: Iterable[Span]) -> str:
     occurs twice is highlighted where it was actually found.
     """
     n = len(text)
-    clean = sorted(
-        (Span(max(0, s.start), min(n, s.end), s.cls, s.tag) for s in spans if s.start < s.end),
-        key=lambda s: (s.start, -s.end),
-    )
+    clipped = (Span(max(0, s.start), min(n, s.end), s.cls, s.tag) for s in spans)
+    clean = sorted((s for s in clipped if s.start < s.end), key=lambda s: (s.start, -s.end))
     out: list[str] = []
     stack: list[Span] = []
     pos = 0
@@ -79,8 +77,8 @@ def highlight(text: str, spans: Iterable[Span]) -> str:
             top = stack.pop()
             out.append(esc(text[pos : top.end]) + f"</{top.tag}>")
             pos = top.end
-        if stack and s.end > stack[-1].end:
-            continue  # crosses its parent: skip rather than emit broken markup
+        if s.start < pos or (stack and s.end > stack[-1].end):
+            continue  # crosses another span: skip rather than emit broken markup or repeat text
         out.append(esc(text[pos : s.start]) + f'<{s.tag} class="{s.cls}">')
         pos = s.start
         stack.append(s)
@@ -254,7 +252,7 @@ def sources_html(answer: Answer | None) -> str:
 def source_card(h: Hit, rank: int, answer: Answer, question: str, *, is_answer: bool) -> str:
     """One passage; ``is_answer`` (the first passage holding the quote) marks the quote in it."""
     p = h.passage
-    spans = [Span(s.start - p.start, s.end - p.start, s.cls, s.tag) for s in term_spans(p.text, question)]
+    spans = term_spans(p.text, question)
     c = answer.citation
     if is_answer and c is not None:
         lo, hi = c.start - p.start, c.end - p.start

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import socket
 from collections.abc import Iterator
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -452,3 +454,38 @@ def test_uploads_persist_in_the_index(tmp_path: Path, corpus_dir: Path, embedder
     reloaded = Assistant.load(idx, embedder)
     assert "Kestrel Bay port news" in {r.title for r in reloaded.index.releases.values()}
     assert (idx / "uploads" / "new.md").read_text() == f.read_text()
+
+
+def visible_text(html: str) -> str:
+    """What the browser shows as text: tags dropped, entities decoded."""
+    return unescape(re.sub(r"<[^>]+>", "", html))
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [render.Span(-20, -10, "a"), render.Span(50, 80, "b"), render.Span(3, 3, "c")],
+        [render.Span(0, 4, "a"), render.Span(2, 6, "b"), render.Span(5, 9, "c")],
+        [render.Span(0, 9, "a"), render.Span(0, 9, "b"), render.Span(1, 2, "c", "span")],
+    ],
+)
+def test_highlight_never_loses_or_repeats_text(spans: list[render.Span]) -> None:
+    text = "a<b>&c'd\"e"
+    assert visible_text(render.highlight(text, spans)) == text
+
+
+def test_every_panel_shows_the_text_exactly_once(assistant: Assistant) -> None:
+    for q in ("How much was Riverside Hospital fined?", "Where will the next meeting be held?"):
+        a = assistant.ask(q)
+        html = render.sources_html(a)
+        for h in a.hits:
+            assert visible_text(render.highlight(h.passage.text, render.term_spans(h.passage.text, q))) == (
+                h.passage.text
+            )
+            assert h.passage.text in visible_text(html)
+        assert a.citation is not None
+        rel = assistant.index.releases[a.citation.release_id]
+        view = render.release_html(
+            rel, (a.sentence_start, a.sentence_end), (a.citation.start, a.citation.end)
+        )
+        assert rel.text in visible_text(view)
