@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.annotate import Annotation
 from qa.features import (
     SENTENCE_FEATURES,
     SPAN_FEATURES,
@@ -166,28 +167,22 @@ class Answerer:
         cos_rank[order] = np.arange(len(cos))
         cos_max = float(cos.max())
         idf = self.idf()
-        rows = []
-        span_probs = []
         prev_of: dict[tuple[str, int], str] = {}
         for _, h, _ in cands:
             for a, b in itertools.pairwise(h.passage.sentences):
                 prev_of.setdefault((b.release_id, b.start), a.text)
+        anns = [self.index.annotation(s) for s, _, _ in cands]
+        span_probs = self._span_probs(q, [s.text for s, _, _ in cands], anns)
+        rows = []
         for i, (s, h, rank) in enumerate(cands):
-            ann = self.index.annotation(s)
-            sp = (
-                self.models.span.proba(span_features(q, s.text, ann))
-                if self.models is not None and ann.candidates
-                else _fallback_span(q, s.text, ann)
-            )
-            span_probs.append(sp)
-            rel = h.release
+            rel, sp = h.release, span_probs[i]
             rows.append(
                 sentence_features(
                     q,
                     s.text,
                     rel.title,
                     rel.date.year if rel.date else None,
-                    ann,
+                    anns[i],
                     float(cos[i]),
                     cos_max,
                     int(cos_rank[i]),
@@ -202,6 +197,17 @@ class Answerer:
         return [
             Scored(s, h, rank, x[i], span_probs[i], float(probs[i])) for i, (s, h, rank) in enumerate(cands)
         ]
+
+    def _span_probs(self, q: Question, texts: Sequence[str], anns: Sequence[Annotation]) -> list[np.ndarray]:
+        """Span scores of every sentence's candidates, in one model call for all of them."""
+        if self.models is None:
+            return [_fallback_span(q, t, a) for t, a in zip(texts, anns, strict=True)]
+        feats = [span_features(q, t, a) for t, a in zip(texts, anns, strict=True)]
+        sizes = [len(f) for f in feats]
+        if not sum(sizes):
+            return [np.zeros(0, dtype=np.float32) for _ in feats]
+        probs = self.models.span.proba(np.concatenate(feats))
+        return np.split(probs, np.cumsum(sizes)[:-1])
 
     def answer(
         self,
@@ -271,10 +277,7 @@ def _fallback_sentence(x: np.ndarray) -> np.ndarray:
     return 0.5 * x[:, i["cos"]] + 0.3 * x[:, i["overlap"]] + 0.2 * x[:, i["passage_rank"]]
 
 
-def _fallback_span(q: Question, sentence_text: str, ann: object) -> np.ndarray:
-    from qa.annotate import Annotation
-
-    assert isinstance(ann, Annotation)
+def _fallback_span(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
     if not ann.candidates:
         return np.zeros(0, dtype=np.float32)
     f = span_features(q, sentence_text, ann)

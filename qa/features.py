@@ -408,9 +408,10 @@ class TreeModel:
     right: np.ndarray  # (trees, nodes) int32
     value: np.ndarray  # (trees, nodes) float32
     leaf: np.ndarray  # (trees, nodes) bool
+    link: str = "logistic"  # "identity" for a regressor (its output is the estimate itself)
 
     @classmethod
-    def from_sklearn(cls, clf: object, features: Sequence[str]) -> TreeModel:
+    def from_sklearn(cls, clf: object, features: Sequence[str], link: str = "logistic") -> TreeModel:
         trees = [p[0].nodes for p in clf._predictors]  # type: ignore[attr-defined]
         width = max(len(t) for t in trees)
 
@@ -429,26 +430,31 @@ class TreeModel:
             pad("right", np.int32, 0),
             pad("value", np.float32, 0.0),
             pad("is_leaf", np.bool_, True),
+            link,
         )
 
     def logits(self, x: np.ndarray) -> np.ndarray:
+        """Walk every (row, tree) pair down at once, only the pairs not yet at a leaf."""
         if x.shape[-1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} features, got {x.shape[-1]}")
-        n, t = len(x), len(self.feature)
-        node = np.zeros((n, t), dtype=np.int32)
-        rows = np.arange(n)[:, None]
-        trees = np.arange(t)[None, :]
-        for _ in range(64):
-            leaf = self.leaf[trees, node]
-            if leaf.all():
-                break
-            go_left = x[rows, self.feature[trees, node]] <= self.threshold[trees, node]
-            nxt = np.where(go_left, self.left[trees, node], self.right[trees, node])
-            node = np.where(leaf, node, nxt)
-        return self.baseline + self.value[trees, node].sum(axis=1)
+        n, (t, w) = len(x), self.feature.shape
+        offset = (np.arange(t, dtype=np.int64) * w)[:, None]
+        feature, threshold, value = self.feature.ravel(), self.threshold.ravel(), self.value.ravel()
+        left, right, leaf = (self.left + offset).ravel(), (self.right + offset).ravel(), self.leaf.ravel()
+        node = np.tile(offset.ravel(), n)
+        rows = np.repeat(np.arange(n), t)
+        active = np.arange(n * t)
+        while len(active):
+            nd = node[active]
+            inner = ~leaf[nd]
+            active, nd = active[inner], nd[inner]
+            go_left = x[rows[active], feature[nd]] <= threshold[nd]
+            node[active] = np.where(go_left, left[nd], right[nd])
+        return self.baseline + value[node].reshape(n, t).sum(axis=1)
 
     def proba(self, x: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-self.logits(x)))
+        z = self.logits(x)
+        return np.clip(z, 0.0, 1.0) if self.link == "identity" else 1.0 / (1.0 + np.exp(-z))
 
     def to_dict(self) -> dict[str, object]:
         """Compact: a node is [feature, threshold, left, right], a leaf is [value]."""
@@ -458,7 +464,7 @@ class TreeModel:
                 return [float(f"{self.value[t, n]:.5g}")]
             return [
                 int(self.feature[t, n]),
-                float(f"{self.threshold[t, n]:.6g}"),
+                float(np.format_float_positional(self.threshold[t, n], unique=True)),
                 int(self.left[t, n]),
                 int(self.right[t, n]),
             ]
@@ -466,6 +472,7 @@ class TreeModel:
         width = self.feature.shape[1]
         return {
             "kind": "trees",
+            "link": self.link,
             "features": list(self.features),
             "baseline": float(self.baseline),
             "trees": [[node(t, n) for n in range(width)] for t in range(len(self.feature))],
@@ -493,7 +500,8 @@ class TreeModel:
                         int(nd[2]),
                         int(nd[3]),
                     )
-        return cls(feats, float(d["baseline"]), feature, threshold, left, right, value, leaf)  # type: ignore[arg-type]
+        link = str(d.get("link", "logistic"))
+        return cls(feats, float(d["baseline"]), feature, threshold, left, right, value, leaf, link)  # type: ignore[arg-type]
 
 
 Model = LinearModel | TreeModel

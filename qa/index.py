@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -338,7 +339,7 @@ class Index:
     def annotation(self, s: Sentence) -> Annotation:
         """Tokens and short-answer candidates of a sentence (empty without an annotator)."""
         data = self.annotations.get(self.sentence_id(s))
-        return Annotation.from_json(data) if data is not None else EMPTY
+        return _parse_annotation(data) if data is not None else EMPTY
 
     def sentence_vectors_of(self, sentences: Sequence[Sentence]) -> np.ndarray:
         if not sentences:
@@ -501,6 +502,12 @@ class Index:
             sources=manifest.sources,
             annotations=annotations,
         )
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_annotation(data: str) -> Annotation:
+    """Parsed annotations of recently read sentences: answering reads the same ones often."""
+    return Annotation.from_json(data)
 
 
 def resolve_snapshot(root: Path) -> Path:

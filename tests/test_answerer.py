@@ -118,3 +118,26 @@ def test_answer_span_lies_in_its_sentence(tmp_path: Path, embedder: HashingEmbed
         assert c is not None and ans.sentence_start is not None and ans.sentence_end is not None
         assert ans.sentence_start <= c.start <= c.end <= ans.sentence_end
         assert rel.text[c.start : c.end] == ans.text
+
+
+@pytest.mark.parametrize("regress", [False, True])
+def test_tree_model_matches_sklearn(regress: bool) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    from qa.features import TreeModel, model_from_dict
+
+    rng = np.random.RandomState(0)
+    x = rng.rand(600, 5).astype(np.float32)
+    y = ((x[:, 0] > 0.5) ^ (x[:, 1] * x[:, 2] > 0.3)).astype(np.float32)
+    names = ("a", "b", "c", "d", "e")
+    if regress:
+        est = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=7, random_state=0).fit(x, y)
+        model = TreeModel.from_sklearn(est, names, link="identity")
+        want = np.clip(est.predict(x), 0, 1)
+    else:
+        est = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=7, random_state=0).fit(x, y)
+        model = TreeModel.from_sklearn(est, names)
+        want = est.predict_proba(x)[:, 1]
+    again = model_from_dict(json.loads(json.dumps(model.to_dict())), names)
+    assert np.allclose(model.proba(x), want, atol=1e-5)
+    assert np.allclose(again.proba(x), want, atol=1e-4)
