@@ -9,6 +9,7 @@ it decides when to decline.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import json
@@ -32,6 +33,7 @@ from qa.features import (
     model_from_dict,
     sentence_features,
     span_features,
+    years,
 )
 from qa.index import Index
 from qa.types import Answer, Citation, Hit, Sentence
@@ -194,6 +196,7 @@ class Answerer:
             )
         x = add_relative(np.asarray(rows, dtype=np.float32))
         probs = self.models.sentence.proba(x) if self.models is not None else _fallback_sentence(x)
+        probs = probs * np.asarray([date_prior(q, h.release.date, s.text) for s, h, _ in cands])
         return [
             Scored(s, h, rank, x[i], span_probs[i], float(probs[i])) for i, (s, h, rank) in enumerate(cands)
         ]
@@ -269,6 +272,19 @@ class Answerer:
         per_release.pop(best.hit.release.id, None)
         ranked = list(per_release.values())[:3]
         return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in ranked)
+
+
+YEAR_MISMATCH = 0.35
+"""Weight of a sentence from a release dated in another year than the question names.
+
+The models learned from SQuAD, whose articles carry no dates, so they cannot know that
+"the 2021 joint statement" rules out the 2023 one; this rule says it."""
+
+
+def date_prior(q: Question, release_date: dt.date | None, sentence_text: str) -> float:
+    if not q.years or release_date is None or str(release_date.year) in q.years:
+        return 1.0
+    return 1.0 if q.years & years(sentence_text) else YEAR_MISMATCH
 
 
 def _fallback_sentence(x: np.ndarray) -> np.ndarray:

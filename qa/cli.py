@@ -95,7 +95,12 @@ def cmd_train_answerer(args: argparse.Namespace) -> int:
     from qa.train import TrainSettings, train_answerer
 
     settings = TrainSettings(
-        articles=args.articles, questions=args.questions, seed=args.seed, model=args.model, trees=args.trees
+        articles=args.articles,
+        questions=args.questions,
+        seed=args.seed,
+        model=args.model,
+        trees=args.trees,
+        span_target=args.span_target,
     )
     payload = train_answerer(args.out, data=args.data, settings=settings, cache=args.cache)
     print(
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", choices=("gbm", "lr"), default="gbm", help="boosted trees or logistic regression"
     )
     p.add_argument("--trees", type=int, default=150, help="boosting rounds (gbm)")
+    p.add_argument("--span-target", choices=("em", "f1"), default="em", help="what the span model learns")
     p.add_argument("--cache", default=None, help="folder for the training index (default: a temp folder)")
     p.set_defaults(func=cmd_train_answerer)
 

@@ -55,8 +55,11 @@ class TrainSettings:
     c: float = 1.0
     model: str = "gbm"
     trees: int = 150
+    span_target: str = "em"  # what the span model learns: exact match (classifier) or F1 (regressor)
 
     def __post_init__(self) -> None:
+        if self.span_target not in ("em", "f1"):
+            raise ValueError(f"span_target must be 'em' or 'f1', got {self.span_target!r}")
         if self.model not in ("gbm", "lr"):
             raise ValueError(f"model must be 'gbm' or 'lr', got {self.model!r}")
         if self.articles < 1 or self.questions < 10:
@@ -69,7 +72,22 @@ class TrainSettings:
             )
 
 
-def _fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], st: TrainSettings) -> Model:
+def _fit(
+    x: np.ndarray, y: np.ndarray, features: tuple[str, ...], st: TrainSettings, *, regress: bool = False
+) -> Model:
+    """A classifier of y in {0,1}; with ``regress`` a regressor of y in [0,1] (gbm only)."""
+    if st.model == "gbm" and regress:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        reg = HistGradientBoostingRegressor(
+            max_iter=st.trees,
+            max_leaf_nodes=15,
+            learning_rate=0.1,
+            l2_regularization=1.0,
+            random_state=st.seed,
+        )
+        reg.fit(x, y)
+        return TreeModel.from_sklearn(reg, features, link="identity")
     if st.model == "gbm":
         from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -150,11 +168,11 @@ def train_answerer(
             holds = _contains_gold(sc.sentence.text, q.answers)
             ann = index.annotation(sc.sentence)
             sx = span_features(parsed, sc.sentence.text, ann)
+            # the span model learns each candidate's F1 against the gold: its argmax is the
+            # candidate with the best expected score, and near misses are not all-or-nothing
             sy = np.asarray(
                 [
-                    max(exact_match(sc.sentence.text[c.start : c.end], g) for g in q.answers)
-                    if holds
-                    else 0.0
+                    max(token_f1(sc.sentence.text[c.start : c.end], g) for g in q.answers) if holds else 0.0
                     for c in ann.candidates
                 ],
                 dtype=np.float32,
@@ -167,8 +185,11 @@ def train_answerer(
     logger.info("candidate recall (exact gold span among candidates): %.3f", cand_recall)
     xs = np.concatenate([r[3] for r in span_rows])
     ys = np.concatenate([r[4] for r in span_rows])
-    logger.info("span model: %d candidates, %d positive", len(ys), int(ys.sum()))
-    span_model = _fit(xs, ys, SPAN_FEATURES, st)
+    logger.info("span model: %d candidates, %d exact", len(ys), int((ys == 1.0).sum()))
+    if st.span_target == "f1" and st.model == "gbm":
+        span_model = _fit(xs, ys, SPAN_FEATURES, st, regress=True)
+    else:
+        span_model = _fit(xs, (ys == 1.0).astype(np.float32), SPAN_FEATURES, st)
 
     # the sentence model sees the trained span model's best score, as at answering time
     best_idx = SENTENCE_BASE.index("span_best")
