@@ -77,7 +77,7 @@ def test_shipped_model_matches_features() -> None:
     models = AnswerModels.load(MODEL_PATH)
     assert models.sentence.features == SENTENCE_FEATURES and models.span.features == SPAN_FEATURES
     assert 0.0 < models.threshold < 1.0
-    assert MODEL_PATH.stat().st_size < 100_000  # KBs, not MBs
+    assert MODEL_PATH.stat().st_size < 200_000  # KBs, not MBs
 
 
 def test_alternatives_when_no_year_given(embedder: HashingEmbedder) -> None:
