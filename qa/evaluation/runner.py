@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 DEPTH = 20
 """Passages retrieved per question for the retrieval metrics (recall@1..20)."""
 
+LOG_EVERY = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -194,7 +196,9 @@ def run_assistant(
     answers: list[Prediction] = []
     bar = _bar(items, f"{eval_set.name}: {system}", progress)
     with clock.timing(targets):
-        for item in bar:
+        for n, item in enumerate(bar, 1):
+            if n % LOG_EVERY == 0:
+                logger.info("%s: %s asked %d/%d questions", eval_set.name, system, n, len(items))
             t = time.perf_counter()
             if gold_context:
                 assert item.release_id is not None
