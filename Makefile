@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: chat test eval bench lint format index setup clean
+.PHONY: chat test eval bench loadtest lint format index setup clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,10 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m evals.bench --out evals/reports/bench
+
+# issue 8: 20 gradio_client clients x 50 questions against `release-qa serve` on a free 127.0.0.1 port
+loadtest: $(STAMP)
+	$(PY) -m evals.loadtest --out evals/reports/loadtest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qa app evals tests
