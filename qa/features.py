@@ -300,7 +300,11 @@ SPAN_FEATURES = (
     "kind_ent",
     "n_expected",
     "overlaps_expected",
+    "head_prep",
 )
+HEAD_PREPS = ("", "by", "of", "in", "on", "at", "to", "from", "for", "with", "as", "than", "since", "during")
+"""The preposition a candidate hangs from ("chaired by X", "held in X", "on 4 May"): with the
+question type it says much about the role the candidate plays."""
 
 
 def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
@@ -352,6 +356,7 @@ def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarra
         f[19] = float(c.kind == "ent")
         f[20] = min(len(typed), 5)
         f[21] = float(any(a < c.end and c.start < b for a, b in typed))
+        f[22] = HEAD_PREPS.index(c.head) if c.head in HEAD_PREPS else 0
     return out
 
 
@@ -369,8 +374,7 @@ class LinearModel:
     scale: np.ndarray
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        if x.shape[-1] != len(self.features):
-            raise ValueError(f"expected {len(self.features)} features, got {x.shape[-1]}")
+        x = _columns(x, self.features)
         return ((x - self.mean) / self.scale) @ self.coef + self.intercept
 
     def proba(self, x: np.ndarray) -> np.ndarray:
@@ -389,8 +393,7 @@ class LinearModel:
     @classmethod
     def from_dict(cls, d: dict[str, object], expected: Sequence[str]) -> LinearModel:
         feats = tuple(d["features"])  # type: ignore[arg-type]
-        if feats != tuple(expected):
-            raise ValueError("model features do not match this version's features; retrain it")
+        _check_features(feats, expected)
         arr = lambda k: np.asarray(d[k], dtype=np.float32)  # noqa: E731
         return cls(feats, arr("coef"), float(d["intercept"]), arr("mean"), arr("scale"))  # type: ignore[arg-type]
 
@@ -435,8 +438,7 @@ class TreeModel:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Walk every (row, tree) pair down at once, only the pairs not yet at a leaf."""
-        if x.shape[-1] != len(self.features):
-            raise ValueError(f"expected {len(self.features)} features, got {x.shape[-1]}")
+        x = _columns(x, self.features)
         n, (t, w) = len(x), self.feature.shape
         offset = (np.arange(t, dtype=np.int64) * w)[:, None]
         feature, threshold, value = self.feature.ravel(), self.threshold.ravel(), self.value.ravel()
@@ -481,8 +483,7 @@ class TreeModel:
     @classmethod
     def from_dict(cls, d: dict[str, object], expected: Sequence[str]) -> TreeModel:
         feats = tuple(d["features"])  # type: ignore[arg-type]
-        if feats != tuple(expected):
-            raise ValueError("model features do not match this version's features; retrain it")
+        _check_features(feats, expected)
         trees: list[list[list[float]]] = d["trees"]  # type: ignore[assignment]
         shape = (len(trees), max(len(t) for t in trees))
         feature, left, right = (np.zeros(shape, np.int32) for _ in range(3))
@@ -502,6 +503,19 @@ class TreeModel:
                     )
         link = str(d.get("link", "logistic"))
         return cls(feats, float(d["baseline"]), feature, threshold, left, right, value, leaf, link)  # type: ignore[arg-type]
+
+
+def _check_features(model: Sequence[str], expected: Sequence[str]) -> None:
+    """A model may know fewer features than this version computes (features are only ever
+    appended), never different ones."""
+    if tuple(expected[: len(model)]) != tuple(model):
+        raise ValueError("model features do not match this version's features; retrain it")
+
+
+def _columns(x: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    if x.shape[-1] < len(features):
+        raise ValueError(f"expected {len(features)} features, got {x.shape[-1]}")
+    return x[..., : len(features)]
 
 
 Model = LinearModel | TreeModel

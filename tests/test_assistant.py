@@ -89,11 +89,15 @@ def test_followups_use_history(assistant: Assistant) -> None:
     assert a.citation is not None and a.citation.title == "Ministers agree on ransomware cooperation"
 
 
-def test_add_files_persists_and_answers(assistant: Assistant, tmp_path: Path, embedder: HashingEmbedder) -> None:
+def test_add_files_persists_and_answers(
+    assistant: Assistant, tmp_path: Path, embedder: HashingEmbedder
+) -> None:
     assistant.index.save(tmp_path / "idx")
     loaded = Assistant.load(tmp_path / "idx", embedder)
     new = tmp_path / "new.txt"
-    new.write_text("Port security grant\n\nThe port authority received a grant of $9 million for cyber defenses.")
+    new.write_text(
+        "Port security grant\n\nThe port authority received a grant of $9 million for cyber defenses."
+    )
     (tmp_path / "empty.txt").write_text("")
     added, skipped = loaded.add_files([new, tmp_path / "empty.txt"])
     assert [r.title for r in added] == ["Port security grant"]
