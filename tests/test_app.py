@@ -26,7 +26,7 @@ from app.chat import (
     parse_auth,
 )
 from app.uploads import MAX_UPLOAD_BYTES, UploadError, add_uploads, destination, safe_name
-from qa import Answer, Assistant, Citation, HashingEmbedder, Index, Release, read_releases
+from qa import Answer, AnswererSettings, Assistant, Citation, HashingEmbedder, Index, Release, read_releases
 from qa.cli import main as cli_main
 from qa.serialize import answer_to_dict
 from tests.conftest import SEED
@@ -337,9 +337,16 @@ def test_serve_refuses_other_hosts_before_loading_anything(
 # ---------------------------------------------------------------- the running app
 
 
+# The hashing embedder is no real model, so the answerer's calibrated score means little here:
+# these assistants answer every question (threshold 0), which is what rendering tests need.
+ALWAYS = AnswererSettings(threshold=0.0)
+
+
 @pytest.fixture
 def assistant(corpus_dir: Path, embedder: HashingEmbedder) -> Assistant:
-    return Assistant(Index.build(read_releases([corpus_dir, SEED]).releases, embedder), embedder)
+    return Assistant(
+        Index.build(read_releases([corpus_dir, SEED]).releases, embedder), embedder, answerer=ALWAYS
+    )
 
 
 def free_port() -> int:
@@ -356,7 +363,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Assi
     for name, text in RELEASES.items():
         (d / name).write_text(text, encoding="utf-8")
     emb = HashingEmbedder(dimension=256)
-    a = Assistant(Index.build(read_releases([d, SEED]).releases, emb), emb)
+    a = Assistant(Index.build(read_releases([d, SEED]).releases, emb), emb, answerer=ALWAYS)
     demo = build_app(a, upload_dir=d / "uploads")
     _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
