@@ -148,7 +148,11 @@ def run(
     t0 = time.perf_counter()
     out = Path(out_dir)
     emb = embedder if embedder is not None else SentenceTransformerEmbedder()
-    datasets = []
+    datasets: list[DatasetReport] = []
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = git_commit()
+    if not specs:
+        raise ValueError("no datasets to run")
     for spec in specs:
         logger.info("eval: %s", spec.name)
         full = load_dataset(spec.path, spec.corpus, spec.name)
@@ -165,11 +169,13 @@ def run(
                 progress=progress,
             )
         )
-    report = SuiteReport(
-        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        commit=git_commit(),
-        seconds=time.perf_counter() - t0,
-        model=emb.name,
-        datasets=tuple(datasets),
-    )
-    return report, write_report(report, out)
+        # written after every dataset, so a long suite that dies keeps what it measured
+        report = SuiteReport(
+            created=created,
+            commit=commit,
+            seconds=time.perf_counter() - t0,
+            model=emb.name,
+            datasets=tuple(datasets),
+        )
+        md = write_report(report, out)
+    return report, md
