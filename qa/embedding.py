@@ -212,6 +212,9 @@ class OnnxEmbedder:
 
     max_tokens = 256
     """Tokens per text, as sentence-transformers truncates this model (sentence_bert_config)."""
+    batch_tokens = 1024
+    """Padded tokens per batch at most: on 2 cores, batches of 1k tokens encoded passages 1.5x and
+    sentences 1.8x faster than batches of 64 texts (and than torch), same vectors."""
 
     def __init__(
         self,
@@ -278,6 +281,17 @@ class OnnxEmbedder:
             self._tokenizer, self._counter = tok, counter
         return self._tokenizer, self._counter
 
+    def _batches(self, lengths: Sequence[int], batch_size: int) -> Any:
+        """(start, end) of batches over ascending ``lengths``: at most ``batch_size`` texts and
+        ``batch_tokens`` padded tokens each (long passages in small batches run faster here)."""
+        a = 0
+        while a < len(lengths):
+            b = a + 1
+            while b < len(lengths) and b - a < batch_size and (b - a + 1) * lengths[b] <= self.batch_tokens:
+                b += 1
+            yield a, b
+            a = b
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         _, counter = self._tokenizers()
         return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
@@ -291,14 +305,14 @@ class OnnxEmbedder:
         encs = tok.encode_batch([t.strip() for t in texts])
         # batches of similar length waste little on padding
         order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-        starts: Any = range(0, len(order), batch_size)
+        batches: Any = list(self._batches([len(encs[i].ids) for i in order], batch_size))
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="embedding", unit="batch")
-        for b in starts:
-            rows = order[b : b + batch_size]
-            width = max(len(encs[i].ids) for i in rows)
+            batches = tqdm(batches, desc="embedding", unit="batch")
+        for a, b in batches:
+            rows = order[a:b]
+            width = len(encs[rows[-1]].ids)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):

@@ -58,3 +58,13 @@ def test_backend_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELEASE_QA_ENCODER", "tensorflow")
     with pytest.raises(ValueError, match="RELEASE_QA_ENCODER must be one of onnx, torch"):
         encoder_backend()
+
+
+def test_batches_cover_every_text_within_the_token_budget() -> None:
+    e = OnnxEmbedder()
+    lengths = [3, 5, 8, 8, 40, 120, 250, 256, 256]
+    batches = list(e._batches(lengths, 4))
+    assert [i for a, b in batches for i in range(a, b)] == list(range(len(lengths)))
+    for a, b in batches:
+        assert b - a <= 4
+        assert b - a == 1 or (b - a) * lengths[b - 1] <= e.batch_tokens
