@@ -146,6 +146,8 @@ def query_bench(
         vectors = np.load(vecs)
         qv = SentenceTransformerEmbedder().encode(questions)
         res["ann"] = bench_ann.compare(vectors, qv)
+        if label != "1k":
+            res["ann_near_duplicates"] = bench_ann.compare(bench_ann.near_duplicates(vectors), qv)
         out[label] = res
     return out
 
