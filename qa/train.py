@@ -76,30 +76,13 @@ def _fit(
     x: np.ndarray, y: np.ndarray, features: tuple[str, ...], st: TrainSettings, *, regress: bool = False
 ) -> Model:
     """A classifier of y in {0,1}; with ``regress`` a regressor of y in [0,1] (gbm only)."""
-    if st.model == "gbm" and regress:
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        reg = HistGradientBoostingRegressor(
-            max_iter=st.trees,
-            max_leaf_nodes=15,
-            learning_rate=0.1,
-            l2_regularization=1.0,
-            random_state=st.seed,
-        )
-        reg.fit(x, y)
-        return TreeModel.from_sklearn(reg, features, link="identity")
     if st.model == "gbm":
-        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        clf = HistGradientBoostingClassifier(
-            max_iter=st.trees,
-            max_leaf_nodes=15,
-            learning_rate=0.1,
-            l2_regularization=1.0,
-            random_state=st.seed,
-        )
-        clf.fit(x, y)
-        return TreeModel.from_sklearn(clf, features)
+        kind = HistGradientBoostingRegressor if regress else HistGradientBoostingClassifier
+        est = kind(max_iter=st.trees, max_leaf_nodes=15, l2_regularization=1.0, random_state=st.seed)
+        est.fit(x, y)
+        return TreeModel.from_sklearn(est, features, link="identity" if regress else "logistic")
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
