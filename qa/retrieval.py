@@ -18,6 +18,11 @@ from qa.types import Hit, Passage, Release
 
 logger = logging.getLogger(__name__)
 
+# One question at a time is the common case; FAISS's OpenMP threads then mostly spin, and on
+# shared cores they cost more than they give: flat search over 100k passages took 48-64 ms
+# with the default threads and 15-18 ms with one (make bench, 2 cores).
+faiss.omp_set_num_threads(1)
+
 MODES = ("hybrid", "dense", "bm25")
 
 
