@@ -163,13 +163,14 @@ def test_threshold_sweep_finds_the_best_cut() -> None:
     f1 = [1.0, 0.5, 0.0, 0.0]
     answerable = [True, True, False, False]
     sweep = m.threshold_sweep(scores, em, f1, answerable)
-    # the cuts: below all, 0.2, 0.4, 0.6, 0.9, above all
-    assert [round(p.threshold, 2) for p in sweep] == [-0.8, 0.2, 0.4, 0.6, 0.9, 1.9]
-    by_t = {round(p.threshold, 2): p.f1 for p in sweep}
-    assert by_t[-0.8] == pytest.approx((1 + 0.5) / 4)  # answer all: both unanswerable wrong
+    # the cuts: every score (0.2 answers all), then just above 0.9 (answers nothing)
+    assert [round(p.threshold, 6) for p in sweep] == [0.2, 0.4, 0.6, 0.9, 0.9]
+    assert sweep[-1].threshold > 0.9 and sweep[-1].answer_rate == 0.0
+    by_t = {round(p.threshold, 2): p.f1 for p in sweep[:-1]}
+    assert by_t[0.2] == pytest.approx((1 + 0.5) / 4)  # answer all: both unanswerable wrong
     assert by_t[0.4] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
     assert by_t[0.9] == pytest.approx((1 + 0 + 1 + 1) / 4)  # only q1 answered
-    assert by_t[1.9] == pytest.approx(0.5)  # answer nothing: both unanswerable right
+    assert sweep[-1].f1 == pytest.approx(0.5)  # answer nothing: both unanswerable right
     best = m.best_operating_point(sweep)
     assert best is not None and best.threshold == pytest.approx(0.9) and best.f1 == pytest.approx(0.75)
     assert m.threshold_sweep([], [], [], []) == ()
@@ -382,3 +383,21 @@ def test_compare_prints_deltas(tmp_path: Path) -> None:
     text = format_deltas(list(deltas.values()))
     assert "answer.f1" in text and "answer.em" not in text
     assert math.isclose(float(text.split("answer.f1")[1].split()[-1]), 0.1)
+
+
+def test_by_turn_splits_followups() -> None:
+    from qa.evaluation.data import EvalSet, Turn
+    from qa.evaluation.scoring import by_turn
+
+    first = EvalItem("a", "Who chaired it?", ("Ann",), "r1")
+    follow = EvalItem(
+        "b", "And where?", ("Oslo",), "r1", followup_of="a", history=(Turn("Who chaired it?", "Ann"),)
+    )
+    ds = EvalSet("toy", "jsonl", (_release("Ann met in Oslo."),), (first, follow))
+    preds = (
+        Prediction("a", "Ann", "Ann met in Oslo.", 0.9, False, "r1"),
+        Prediction("b", "Ann", "Ann met.", 0.8, False),
+    )
+    turns = {t.qtype: t for t in by_turn(score_predictions(ds, preds), retrieval=False)}
+    assert turns["first question"].f1 == 1.0 and turns["follow-up"].f1 == 0.0
+    assert by_turn(score_predictions(ds, preds[:1]), retrieval=False) == ()

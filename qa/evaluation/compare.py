@@ -15,7 +15,7 @@ from typing import Any
 from qa.evaluation.report import load_report
 
 SKIP = frozenset({"curve", "bins", "n", "seconds", "questions", "answerable", "releases", "passages"})
-KEYED = {"by_type": "qtype", "latency": "stage"}
+KEYED = {"by_type": "qtype", "by_turn": "qtype", "latency": "stage"}
 LOWER_IS_BETTER = ("ece", "_ms")
 NO_DIRECTION = ("threshold", "declined", "answer_rate", "mean_answer_words")
 

@@ -6,6 +6,7 @@ worked out by hand; the runner and the report only aggregate with them.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
@@ -220,12 +221,12 @@ def threshold_sweep(
     f1_if_answered: Sequence[float],
     answerable: Sequence[bool],
 ) -> tuple[OperatingPoint, ...]:
-    """The operating point at every distinct score (plus "answer everything" and "answer
-    nothing"), lowest threshold first."""
+    """The operating point at every distinct score, lowest first (the lowest answers
+    everything), then one just above the highest (answers nothing)."""
     if not scores:
         return ()
     cuts = sorted({float(x) for x in scores})
-    cuts = [cuts[0] - 1.0, *cuts, cuts[-1] + 1.0]
+    cuts.append(math.nextafter(cuts[-1], math.inf))
     return tuple(operating_point(t, scores, em_if_answered, f1_if_answered, answerable) for t in cuts)
 
 

@@ -40,6 +40,7 @@ def recall_curve(systems: Sequence[SystemMetrics], title: str, path: Path) -> Pa
         ks = range(1, len(s.retrieval.curve) + 1)
         ax.plot(ks, s.retrieval.curve, marker=".", label=s.system)
     ax.set(xlabel="k (passages retrieved)", ylabel="recall@k (passage holds a gold answer)", title=title)
+    ax.set_xticks([1, 5, 10, 15, 20])
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend()

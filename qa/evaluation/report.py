@@ -261,6 +261,21 @@ def _dataset_section(d: DatasetReport) -> list[str]:
                 f"| {t.qtype} | {t.n} | {_pct(t.em)} | {_pct(t.f1)} | {_pct(t.sentence_holds_gold)} | "
                 f"{_pct(t.recall_at_5)} | {_pct(t.declined)} |"
             )
+    turns = [s for s in ok if s.by_turn]
+    if turns:
+        out += [
+            "",
+            "**Follow-ups** (asked with the earlier turns as chat history; cairn takes no history)",
+            "",
+            "| system | turn | n | EM | F1 | sentence holds gold | R@5 | declined |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in turns:
+            for t in s.by_turn:
+                out.append(
+                    f"| {s.system} | {t.qtype} | {t.n} | {_pct(t.em)} | {_pct(t.f1)} | "
+                    f"{_pct(t.sentence_holds_gold)} | {_pct(t.recall_at_5)} | {_pct(t.declined)} |"
+                )
     out += ["", "**Systems**", ""]
     for s in d.systems:
         line = f"- `{s.system}`: {s.description}"

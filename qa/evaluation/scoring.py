@@ -104,6 +104,7 @@ class SystemMetrics:
     abstention: AbstentionMetrics | None
     calibration: Calibration | None
     by_type: tuple[TypeMetrics, ...]
+    by_turn: tuple[TypeMetrics, ...]
     latency: tuple[StageLatency, ...]
 
 
@@ -210,6 +211,21 @@ def by_type(scored: Sequence[Scored], retrieval: bool) -> tuple[TypeMetrics, ...
     groups: dict[str, list[Scored]] = defaultdict(list)
     for s in scored:
         groups[s.item.qtype].append(s)
+    return _grouped(groups, retrieval)
+
+
+def by_turn(scored: Sequence[Scored], retrieval: bool) -> tuple[TypeMetrics, ...]:
+    """First questions apart from follow-ups (asked with chat history); empty when the
+    dataset has no follow-ups."""
+    if not any(s.item.history for s in scored):
+        return ()
+    groups: dict[str, list[Scored]] = defaultdict(list)
+    for s in scored:
+        groups["follow-up" if s.item.history else "first question"].append(s)
+    return _grouped(groups, retrieval)
+
+
+def _grouped(groups: dict[str, list[Scored]], retrieval: bool) -> tuple[TypeMetrics, ...]:
     out = []
     for qtype, rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         ans = [s for s in rows if s.item.answerable]
@@ -278,6 +294,7 @@ def system_metrics(eval_set: EvalSet, run: SystemRun) -> SystemMetrics:
         abstention=abst,
         calibration=calibration(scored),
         by_type=by_type(scored, run.retrieval),
+        by_turn=by_turn(scored, run.retrieval),
         latency=latency(run.predictions),
     )
 

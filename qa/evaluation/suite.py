@@ -59,6 +59,14 @@ def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tup
     )
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the project when it lies inside it (reports travel)."""
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def git_commit(root: Path = PROJECT_ROOT) -> str:
     try:
         head = subprocess.run(
@@ -127,7 +135,7 @@ def evaluate(
         out_dir,
         gold_context=gold_context,
         limit=limit,
-        index=str(index_path),
+        index=_shown(index_path),
         passages=len(index.passages),
         index_built_seconds=built_s,
     )
