@@ -32,7 +32,8 @@ DESCRIPTIONS = {
 }
 MODES = {"pipeline": "hybrid", "dense": "dense", "bm25": "bm25"}
 
-DEFAULT_CACHE = PROJECT_ROOT / "evals" / "cache"
+DEFAULT_CACHE = Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or PROJECT_ROOT / "evals" / "cache")
+"""Where eval indexes are cached; ``RELEASE_QA_EVAL_CACHE`` moves it (e.g. to a CI cache)."""
 SHARED = PROJECT_ROOT.parent / "shared"
 
 
