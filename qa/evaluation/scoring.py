@@ -272,6 +272,7 @@ def system_metrics(eval_set: EvalSet, run: SystemRun) -> SystemMetrics:
             None,
             (),
             (),
+            (),
         )
     scored = score_predictions(eval_set, run.predictions)
     abst = abstention_metrics(scored)
