@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 INDEX ?= embeddings/default
 CORPUS ?= corpus
+EVAL_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
@@ -34,7 +35,10 @@ test: $(STAMP)
 eval: $(STAMP)
 	# the peer cairn-pipeline in its own venv (evals/.peers/cairn); the report says so if it fails
 	evals/peers/setup_cairn.sh || echo "cairn peer setup failed: the report will say it was not run"
-	$(VENV)/bin/release-qa eval --suite standard --out evals/reports/latest
+	$(VENV)/bin/release-qa eval --suite standard --out evals/reports/latest $(EVAL_ARGS)
+	# answering alone: each SQuAD v1.1 question asked of its own paragraph, both readers
+	$(VENV)/bin/release-qa eval --dataset ../shared/evals/squad-v1.1-dev-shared.json --gold-context \
+		--out evals/reports/latest-gold $(EVAL_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m evals.bench --out evals/reports/bench

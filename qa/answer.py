@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -36,9 +37,11 @@ from qa.features import (
     years,
 )
 from qa.index import Index
-from qa.types import Answer, Citation, Hit, Sentence
+from qa.types import Answer, Citation, Hit, Release, Sentence
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MODEL_PATH = Path(__file__).parent / "models" / "answerer.json"
 
@@ -226,14 +229,10 @@ class Answerer:
         limit = self.threshold if threshold is None else threshold
         scored = self.score(question, qvec, hits, context)
         if not scored:
-            return Answer(
-                question, None, None, 0.0, None, hits=tuple(hits), resolved_question=resolved_question
-            )
+            return declined(question, 0.0, hits, resolved_question)
         best = max(scored, key=lambda c: c.prob)
         if best.prob < limit:
-            return Answer(
-                question, None, None, best.prob, None, hits=tuple(hits), resolved_question=resolved_question
-            )
+            return declined(question, best.prob, hits, resolved_question)
         start, end = self._span(best)
         s = best.sentence
         text = best.hit.release.text
@@ -261,17 +260,32 @@ class Answerer:
     def _alternatives(
         self, question: str, best: Scored, scored: Sequence[Scored], limit: float
     ) -> tuple[Citation, ...]:
-        """Best answers from other releases scoring close to the best, when the question names
-        no year to choose between them."""
-        if Question.parse(question).years:
-            return ()
-        per_release: dict[str, Scored] = {}
-        for sc in sorted(scored, key=lambda c: -c.prob):
-            if sc.prob >= max(limit, ALTERNATIVE_RATIO * best.prob):
-                per_release.setdefault(sc.hit.release.id, sc)
-        per_release.pop(best.hit.release.id, None)
-        ranked = list(per_release.values())[:3]
-        return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in ranked)
+        cands = [(sc.prob, sc.hit.release, sc) for sc in scored]
+        picked = alternatives(question, best.prob, best.hit.release.id, cands, limit)
+        return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in picked)
+
+
+def declined(question: str, score: float, hits: Sequence[Hit], resolved_question: str | None) -> Answer:
+    return Answer(question, None, None, score, None, hits=tuple(hits), resolved_question=resolved_question)
+
+
+def alternatives(
+    question: str,
+    best_prob: float,
+    best_release: str,
+    candidates: Sequence[tuple[float, Release, T]],
+    limit: float,
+) -> list[T]:
+    """The best candidate of each other release scoring close to the best (at most 3), when the
+    question names no year to choose between them (say, each year's edition of a summit)."""
+    if Question.parse(question).years:
+        return []
+    per_release: dict[str, T] = {}
+    for prob, release, c in sorted(candidates, key=lambda t: -t[0]):
+        if prob >= max(limit, ALTERNATIVE_RATIO * best_prob):
+            per_release.setdefault(release.id, c)
+    per_release.pop(best_release, None)
+    return list(per_release.values())[:3]
 
 
 YEAR_MISMATCH = 0.35

@@ -16,6 +16,8 @@ from qa.answer import Answerer, AnswererSettings, content_words
 from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index import Index, QAIndexError, writer_lock
+from qa.neural_answer import NeuralAnswerer
+from qa.reader import READER_PATH, reader_available
 from qa.releases import ReadReport, Skipped, read_releases
 from qa.retrieval import Filters, Retriever
 from qa.types import Answer, Hit, Passage, Release, content_hash
@@ -149,12 +151,18 @@ class Assistant:
         k: int = 10,
         retrieval: str = "hybrid",
         answerer: AnswererSettings | None = None,
+        reader: str | None = None,
         path: str | os.PathLike[str] | None = None,
     ):
+        """``reader``: "neural" (the trained reader), "features" (the feature-based answerer) or
+        "auto" (neural when its model is installed); None reads $RELEASE_QA_READER, else auto."""
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
         self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval)
-        self.answerer = Answerer(index, answerer)
+        self.reader = resolve_reader(reader)
+        self.answerer: Answerer | NeuralAnswerer = (
+            NeuralAnswerer(index, answerer) if self.reader == "neural" else Answerer(index, answerer)
+        )
         self.path = Path(path) if path is not None else None
         self._write_lock = threading.Lock()
 
@@ -275,6 +283,23 @@ class Assistant:
             self.answerer.answer(q, v, h, threshold=threshold, context=c, resolved_question=r)
             for q, v, h, c, r in zip(qs, vecs, hits, contexts, resolved, strict=True)
         ]
+
+
+READERS = ("auto", "neural", "features")
+
+
+def resolve_reader(reader: str | None) -> str:
+    """ "neural" or "features": what ``reader`` (or $RELEASE_QA_READER) asks for, "auto" resolved."""
+    choice = reader if reader is not None else os.environ.get("RELEASE_QA_READER", "auto")
+    if choice not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}; got {choice!r}")
+    if choice == "auto":
+        return "neural" if reader_available() else "features"
+    if choice == "neural" and not reader_available():
+        raise FileNotFoundError(
+            f"reader 'neural' asked for, but no reader model is installed in {READER_PATH}"
+        )
+    return choice
 
 
 def _check_question(q: str) -> str:

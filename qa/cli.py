@@ -25,6 +25,16 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
+def _add_reader(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reader",
+        choices=("auto", "neural", "features"),
+        default=None,
+        help="neural: the trained reader; features: the feature-based answerer; "
+        "auto (default, or $RELEASE_QA_READER): neural when installed",
+    )
+
+
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="date_from", type=_date, help="only releases on or after this date")
     p.add_argument("--to", dest="date_to", type=_date, help="only releases on or before this date")
@@ -59,7 +69,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from qa import Assistant, Filters
     from qa.serialize import answer_to_dict
 
-    assistant = Assistant.load(args.index)
+    assistant = Assistant.load(args.index, reader=args.reader)
     filters = Filters(args.date_from, args.date_to, tuple(args.source) if args.source else None)
     answer = assistant.ask(args.question, k=args.k, filters=filters)
     if args.json:
@@ -86,6 +96,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from app.chat import AUTH_ENV, parse_auth, serve
 
+    if args.reader is not None:
+        os.environ["RELEASE_QA_READER"] = args.reader
     auth = parse_auth(args.auth if args.auth is not None else os.environ.get(AUTH_ENV))
     serve(args.index, host=args.host, port=args.port, auth=auth, insecure_no_auth=args.insecure_no_auth)
     return 0
@@ -105,6 +117,67 @@ def cmd_train_answerer(args: argparse.Namespace) -> int:
     payload = train_answerer(args.out, data=args.data, settings=settings, cache=args.cache)
     print(
         json.dumps({"out": str(args.out), "threshold": payload["threshold"], **payload["metrics"]}, indent=2)
+    )
+    return 0
+
+
+def cmd_train_reader(args: argparse.Namespace) -> int:
+    from qa.train_reader import ReaderTrainConfig, train_reader
+
+    cfg = ReaderTrainConfig(
+        train=args.data,
+        dev=args.dev or None,
+        out=args.out,
+        max_length=args.max_length,
+        stride=args.stride,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        epochs=args.epochs,
+        max_examples=args.max_examples,
+        max_minutes=args.max_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        dev_questions=args.dev_questions,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    meta = train_reader(cfg)
+    print(json.dumps({k: meta[k] for k in ("steps", "windows_seen", "seconds", "history")}, indent=2))
+    return 0
+
+
+def cmd_export_reader(args: argparse.Namespace) -> int:
+    from qa.train_reader import export_reader
+
+    print(export_reader(args.checkpoint, args.out))
+    return 0
+
+
+def cmd_calibrate_reader(args: argparse.Namespace) -> int:
+    from qa.evaluation.calibrate import calibrate_reader
+    from qa.evaluation.suite import DEFAULT_CACHE
+
+    r = calibrate_reader(
+        args.dataset,
+        args.cache or DEFAULT_CACHE,
+        limit=args.limit,
+        passages=args.passages,
+        features=tuple(f.strip() for f in args.features.split(",")),
+        progress=True,
+    )
+    c = r.calibration
+    print(
+        json.dumps(
+            {
+                "threshold": c.threshold,
+                "weights": dict(zip(c.features, c.weights, strict=True)),
+                "bias": c.bias,
+                "questions": r.questions,
+                "tuning_f1": r.f1,
+                "tuning_has_ans_f1": r.has_ans_f1,
+                "tuning_no_ans_accuracy": r.no_ans_accuracy,
+            },
+            indent=2,
+        )
     )
     return 0
 
@@ -133,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default=DEFAULT_INDEX)
     p.add_argument("-k", type=int, default=10, help="passages to retrieve")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_reader(p)
     _add_filters(p)
     p.set_defaults(func=cmd_ask)
 
@@ -144,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--insecure-no-auth", action="store_true", help="serve beyond 127.0.0.1 without a password (unsafe)"
     )
+    _add_reader(p)
     p.set_defaults(func=cmd_serve)
 
     from qa.answer import MODEL_PATH
@@ -162,6 +237,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span-target", choices=("em", "f1"), default="em", help="what the span model learns")
     p.add_argument("--cache", default=None, help="folder for the training index (default: a temp folder)")
     p.set_defaults(func=cmd_train_answerer)
+
+    p = sub.add_parser("train-reader", help="fine-tune the neural reader on SQuAD v1.1 train")
+    p.add_argument("--data", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (.json or .json.gz)")
+    p.add_argument(
+        "--dev", default="../shared/evals/squad-v1.1-dev-shared.json", help="dev set scored at checkpoints"
+    )
+    p.add_argument("--out", default="checkpoints/reader", help="checkpoint folder (export-reader ships it)")
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--stride", type=int, default=96)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--max-examples", type=int, default=None, help="train on this many questions only")
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="time budget; the learning rate decays to it"
+    )
+    p.add_argument("--checkpoint-minutes", type=float, default=15.0)
+    p.add_argument("--dev-questions", type=int, default=300)
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train_reader)
+
+    from qa.reader import READER_PATH
+
+    p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")
+    p.add_argument("checkpoint", help="a train-reader checkpoint folder")
+    p.add_argument("--out", default=str(READER_PATH))
+    p.set_defaults(func=cmd_export_reader)
+
+    p = sub.add_parser(
+        "calibrate-reader", help="fit the reader's calibration and threshold on SQuAD v2.0 dev-shared half 0"
+    )
+    p.add_argument("--dataset", default="../shared/evals/squad-v2.0-dev-shared.json")
+    p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of the tuning half's questions")
+    p.add_argument("--passages", type=int, default=3)
+    p.add_argument(
+        "--features",
+        default="margin,log_prob,passage_rank",
+        help="comma-separated, from margin,log_prob,sentence_logit,passage_rank "
+        "(sentence_logit runs the feature answerer too: slower)",
+    )
+    p.set_defaults(func=cmd_calibrate_reader)
 
     try:
         from qa.evaluation.cli import add_eval_parser

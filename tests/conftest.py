@@ -7,6 +7,10 @@ import pytest
 
 from qa import HashingEmbedder
 
+# Unit tests run the feature-based answerer (fast, no model); tests of the shipped pipeline
+# (test_model.py, test_reader.py) ask for the neural reader or "auto" explicitly.
+os.environ.setdefault("RELEASE_QA_READER", "features")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_CORPUS = SHARED / "corpus" / "us-gov-cyber"

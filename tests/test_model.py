@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from qa import Assistant, SentenceTransformerEmbedder, update_index
+from qa.reader import reader_available
 from tests.conftest import SEED, SHARED_CORPUS, need_shared
 
 pytestmark = pytest.mark.model
@@ -37,10 +39,18 @@ def model_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def assistant(model_index: Path) -> Assistant:
-    return Assistant.load(model_index)
+    return Assistant.load(model_index, reader="auto")
 
 
-def test_amcc_chair_from_seed(assistant: Assistant) -> None:
+READERS = [
+    "features",
+    pytest.param("neural", marks=pytest.mark.skipif(not reader_available(), reason="no reader")),
+]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_amcc_chair_from_seed(model_index: Path, reader: str) -> None:
+    assistant = Assistant.load(model_index, reader=reader)
     a = assistant.ask("Who chaired the AMCC?")
     assert a.citation is not None and a.text is not None
     release = assistant.index.releases[a.citation.release_id]
@@ -49,6 +59,8 @@ def test_amcc_chair_from_seed(assistant: Assistant) -> None:
     assert quoted == a.text
     assert "Dr Yaacob Ibrahim" in (a.sentence or "")
     assert a.citation.source == "Cyber Security Agency of Singapore"
+    if reader == "neural":  # the short answer, not just its sentence
+        assert "Yaacob Ibrahim" in a.text and len(a.text) < 80
 
 
 def test_right_release_among_similar_ones(assistant: Assistant) -> None:
@@ -64,9 +76,12 @@ def test_unrelated_question_is_declined(assistant: Assistant) -> None:
 
 def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
     exe = [sys.executable, "-m", "qa.cli"]
+    # the CLI as shipped: without the "features" default the test run sets
+    env = {k: v for k, v in os.environ.items() if k != "RELEASE_QA_READER"}
     out = subprocess.run(
         [*exe, "ask", "Who chaired the AMCC?", "--index", str(model_index), "--json"],
         capture_output=True,
+        env=env,
         text=True,
         check=True,
     )
@@ -82,6 +97,7 @@ def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
     plain = subprocess.run(
         [*exe, "ask", "Who chaired the AMCC?", "--index", str(model_index)],
         capture_output=True,
+        env=env,
         text=True,
         check=True,
     )
@@ -89,15 +105,23 @@ def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
 
     idx = tmp_path / "idx"
     built = subprocess.run(
-        [*exe, "index", str(SEED), "--index", str(idx), "-q"], capture_output=True, text=True, check=True
+        [*exe, "index", str(SEED), "--index", str(idx), "-q"],
+        capture_output=True,
+        env=env,
+        text=True,
+        check=True,
     )
     assert "1 releases read, 0 skipped, 1 added" in built.stdout
     again = subprocess.run(
-        [*exe, "index", str(SEED), "--index", str(idx), "-q"], capture_output=True, text=True, check=True
+        [*exe, "index", str(SEED), "--index", str(idx), "-q"],
+        capture_output=True,
+        env=env,
+        text=True,
+        check=True,
     )
     assert "up to date" in again.stdout
 
     missing = subprocess.run(
-        [*exe, "ask", "x", "--index", str(tmp_path / "none")], capture_output=True, text=True
+        [*exe, "ask", "x", "--index", str(tmp_path / "none")], capture_output=True, env=env, text=True
     )
     assert missing.returncode == 2 and "no index at" in missing.stderr

@@ -252,6 +252,16 @@ def load_dataset(
     return load_squad(p, name)
 
 
+def article_half(eval_set: EvalSet, part: int) -> EvalSet:
+    """The questions of half the articles (releases), split by release id: tune on one half,
+    report on the other. The corpus stays whole, so retrieval is as hard as on the full set."""
+    if part not in (0, 1):
+        raise ValueError(f"part must be 0 or 1, got {part!r}")
+    keep = {r.id for r in eval_set.releases if int(r.id, 16) % 2 == part}
+    items = tuple(i for i in eval_set.items if i.release_id in keep)
+    return replace(eval_set, name=f"{eval_set.name}-half{part}", items=items)
+
+
 def sample(eval_set: EvalSet, limit: int | None, seed: int = SAMPLE_SEED) -> EvalSet:
     """``limit`` questions drawn with a fixed seed (kept in file order); the corpus stays whole,
     so retrieval is as hard as on the full set."""

@@ -11,26 +11,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.assistant import Assistant
+from qa.assistant import Assistant, resolve_reader
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.evaluation.cache import cached_index
-from qa.evaluation.data import EvalSet, load_dataset, sample
+from qa.evaluation.data import EvalSet, article_half, load_dataset, sample
 from qa.evaluation.peers import PROJECT_ROOT, run_cairn
 from qa.evaluation.report import DatasetReport, SuiteReport, dataset_report, write_report
 from qa.evaluation.runner import SystemRun, run_assistant
+from qa.reader import reader_available
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS = ("pipeline", "dense", "bm25", "cairn")
-"""``pipeline`` is the assistant as it ships (hybrid retrieval); ``dense`` and ``bm25`` the
-same assistant with one retriever only; ``cairn`` the peer cairn-pipeline."""
+SYSTEMS = ("pipeline", "neural", "features", "dense", "bm25", "cairn")
+"""``pipeline`` is the assistant as it ships (hybrid retrieval, its default reader); ``neural`` and
+``features`` the same retrieval with one reader forced (the trained neural reader, the feature-based
+answerer); ``dense`` and ``bm25`` the shipped assistant with one retriever only; ``cairn`` the peer
+cairn-pipeline."""
 
 DESCRIPTIONS = {
-    "pipeline": "release-qa as shipped: hybrid retrieval (BM25 + MiniLM, rank fusion), its answerer",
-    "dense": "release-qa with dense-only retrieval (MiniLM + FAISS), same answerer",
-    "bm25": "release-qa with BM25-only retrieval (bm25s), same answerer",
+    "pipeline": "release-qa as shipped: hybrid retrieval (BM25 + MiniLM, rank fusion), its {reader} reader",
+    "neural": "release-qa, hybrid retrieval, the neural reader (MiniLM fine-tuned on SQuAD v1.1 train)",
+    "features": "release-qa, hybrid retrieval, the feature-based answerer (spaCy candidates, boosted trees)",
+    "dense": "release-qa with dense-only retrieval (MiniLM + FAISS), its {reader} reader",
+    "bm25": "release-qa with BM25-only retrieval (bm25s), its {reader} reader",
 }
-MODES = {"pipeline": "hybrid", "dense": "dense", "bm25": "bm25"}
+MODES = {"pipeline": "hybrid", "neural": "hybrid", "features": "hybrid", "dense": "dense", "bm25": "bm25"}
+READERS = {"neural": "neural", "features": "features"}
+
+
+def default_systems() -> tuple[str, ...]:
+    """The shipped pipeline, the reader it does not ship (to compare), the retrieval baselines, cairn."""
+    other = "features" if resolve_reader(None) == "neural" else "neural"
+    if other == "neural" and not reader_available():
+        return ("pipeline", "dense", "bm25", "cairn")
+    return ("pipeline", other, "dense", "bm25", "cairn")
+
 
 DEFAULT_CACHE = Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or PROJECT_ROOT / "evals" / "cache")
 """Where eval indexes are cached; ``RELEASE_QA_EVAL_CACHE`` moves it (e.g. to a CI cache)."""
@@ -44,6 +59,8 @@ class DatasetSpec:
     name: str
     path: Path
     corpus: tuple[Path, ...] = ()
+    half: int | None = None
+    """Only the questions of this half of the articles (``article_half``); None: all."""
 
 
 def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
@@ -51,7 +68,8 @@ def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tup
     sh = shared if shared is not None else root.parent / "shared"
     return (
         DatasetSpec("squad-v1.1-dev-shared", sh / "evals" / "squad-v1.1-dev-shared.json"),
-        DatasetSpec("squad-v2.0-dev-shared", sh / "evals" / "squad-v2.0-dev-shared.json"),
+        # half 0 tunes the reader's calibration and no-answer threshold; half 1 is reported
+        DatasetSpec("squad-v2.0-dev-shared", sh / "evals" / "squad-v2.0-dev-shared.json", half=1),
         DatasetSpec(
             "press-dev",
             root / "evals" / "datasets" / "press-dev.jsonl",
@@ -92,13 +110,14 @@ def evaluate(
     out_dir: Path,
     *,
     embedder: Embedder,
-    systems: Sequence[str] = SYSTEMS,
+    systems: Sequence[str] | None = None,
     cache_dir: Path = DEFAULT_CACHE,
     gold_context: bool = False,
     limit: int | None = None,
     progress: bool = False,
 ) -> DatasetReport:
     """Every system over one dataset (already sampled), scored and plotted."""
+    systems = default_systems() if systems is None else systems
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         raise ValueError(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
@@ -117,15 +136,15 @@ def evaluate(
                 continue
             runs.append(run_cairn(eval_set, index_path.parent / "cairn", progress=progress))
             continue
-        if gold_context and system != "pipeline":
+        if gold_context and system in ("dense", "bm25"):
             continue  # without retrieval the retrieval baselines are the pipeline itself
-        assistant = Assistant(index, embedder, retrieval=MODES[system])
+        assistant = Assistant(index, embedder, retrieval=MODES[system], reader=READERS.get(system))
         runs.append(
             run_assistant(
                 eval_set,
                 assistant,
                 system,
-                description=DESCRIPTIONS[system],
+                description=DESCRIPTIONS[system].format(reader=assistant.reader),
                 gold_context=gold_context,
                 progress=progress,
             )
@@ -146,7 +165,7 @@ def run(
     specs: Sequence[DatasetSpec],
     out_dir: str | os.PathLike[str],
     *,
-    systems: Sequence[str] = SYSTEMS,
+    systems: Sequence[str] | None = None,
     cache_dir: str | os.PathLike[str] = DEFAULT_CACHE,
     gold_context: bool = False,
     limit: int | None = None,
@@ -165,6 +184,8 @@ def run(
     for spec in specs:
         logger.info("eval: %s", spec.name)
         full = load_dataset(spec.path, spec.corpus, spec.name)
+        if spec.half is not None:
+            full = article_half(full, spec.half)
         picked = sample(full, limit)
         datasets.append(
             evaluate(

@@ -1,0 +1,214 @@
+"""Answering with the neural reader: it picks the span in each top passage, a small calibrated
+model turns the reader's scores (and the feature answerer's view of the span's sentence) into
+the probability that the span is right, which ranks the candidates and decides when to decline.
+
+The calibration (``qa/models/reader/calibration.json``) is fitted by
+``release-qa calibrate-reader`` on one half of SQuAD v2.0 dev-shared's articles; the eval reports
+the other half.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qa.answer import Answerer, AnswererSettings, alternatives, date_prior, declined
+from qa.features import Question
+from qa.index import Index
+from qa.reader import READER_PATH, Reader, ReadSpan
+from qa.types import Answer, Citation, Hit, Sentence
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FEATURES = ("margin", "log_prob", "sentence_logit", "passage_rank")
+"""``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
+of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
+logit for the span's sentence; ``passage_rank``: 0 for the top passage."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    features: tuple[str, ...] = CALIBRATION_FEATURES
+    passages: int = 3
+    """How many top passages the reader reads (what the calibration was fitted with)."""
+
+    def __post_init__(self) -> None:
+        if self.passages < 1:
+            raise ValueError(f"passages must be >= 1, got {self.passages!r}")
+        if len(self.weights) != len(self.features):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.features)} features")
+        unknown = set(self.features) - set(CALIBRATION_FEATURES)
+        if unknown:
+            raise ValueError(f"unknown calibration features {sorted(unknown)!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Calibration:
+        d = json.loads(Path(path).read_text())
+        return cls(
+            tuple(d["weights"]),
+            float(d["bias"]),
+            float(d["threshold"]),
+            tuple(d["features"]),
+            int(d.get("passages", 3)),
+        )
+
+    def save(self, path: str | os.PathLike[str], **extra: object) -> None:
+        p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
+        body = {
+            "features": list(self.features),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "passages": self.passages,
+        }
+        tmp.write_text(json.dumps({**body, "threshold": self.threshold, **extra}, indent=2))
+        os.replace(tmp, p)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        cols = [CALIBRATION_FEATURES.index(f) for f in self.features]
+        z = x[:, cols] @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0), bias=0.0, threshold=0.3)
+"""Before ``calibrate-reader`` has run: the span's probability share, as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCandidate:
+    """The reader's span in one passage, with the features the calibration scores."""
+
+    hit: Hit
+    rank: int
+    sentence: Sentence
+    start: int  # release offsets
+    end: int
+    span: ReadSpan
+    features: np.ndarray
+    prob: float
+
+
+class NeuralAnswerer:
+    """Same interface as ``Answerer``; reads the top ``settings.passages`` passages."""
+
+    def __init__(
+        self,
+        index: Index,
+        settings: AnswererSettings | None = None,
+        reader: Reader | None = None,
+        calibration: Calibration | None = None,
+        *,
+        passages: int | None = None,
+    ):
+        """``passages``: how many top passages to read (None: as many as the calibration was fitted on)."""
+        self.index = index
+        self.settings = settings if settings is not None else AnswererSettings()
+        self.reader = reader if reader is not None else Reader(READER_PATH)
+        if calibration is None:
+            cal = self.reader.path / "calibration.json"
+            calibration = Calibration.load(cal) if cal.is_file() else UNCALIBRATED
+        self.calibration = calibration
+        if passages is not None and passages < 1:
+            raise ValueError(f"passages must be >= 1, got {passages!r}")
+        self.passages = calibration.passages if passages is None else passages
+        self.features = Answerer(index, self.settings)
+
+    @property
+    def threshold(self) -> float:
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return self.calibration.threshold
+
+    def candidates(
+        self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
+    ) -> list[ReadCandidate]:
+        """One candidate per passage read (fewer when a passage has no readable span)."""
+        top = list(hits[: self.passages])
+        if not top:
+            return []
+        reading = question if context is None else f"{context} {question}"
+        spans = self.reader.read_batch(
+            reading,
+            [h.passage.text for h in top],
+            [[s.start - h.passage.start for s in h.passage.sentences] for h in top],
+        )
+        sent_prob: dict[tuple[str, int], float] = {}
+        if "sentence_logit" in self.calibration.features:  # the feature answerer costs ~2x the reader
+            sent_prob = {
+                (sc.sentence.release_id, sc.sentence.start): sc.prob
+                for sc in self.features.score(question, qvec, top, context)
+            }
+        q = Question.parse(question, context)
+        rows: list[tuple[Hit, int, Sentence, int, int, ReadSpan, list[float]]] = []
+        for rank, (h, sp) in enumerate(zip(top, spans, strict=True)):
+            if sp is None:
+                continue
+            sents = h.passage.sentences
+            k = max(0, bisect.bisect_right([s.start - h.passage.start for s in sents], sp.start) - 1)
+            s = sents[k]
+            p = min(max(sent_prob.get((s.release_id, s.start), 0.5), 1e-4), 1 - 1e-4)
+            f = [sp.score - sp.null, math.log(max(sp.prob, 1e-9)), math.log(p / (1 - p)), float(rank)]
+            a = max(s.start, h.passage.start + sp.start)
+            b = min(s.end, h.passage.start + sp.end)
+            if b > a:
+                rows.append((h, rank, s, a, b, sp, f))
+        if not rows:
+            return []
+        x = np.asarray([r[6] for r in rows], dtype=np.float64)
+        probs = self.calibration.proba(x)
+        return [
+            ReadCandidate(h, rank, s, a, b, sp, x[i], float(probs[i]) * date_prior(q, h.release.date, s.text))
+            for i, (h, rank, s, a, b, sp, _) in enumerate(rows)
+        ]
+
+    def answer(
+        self,
+        question: str,
+        qvec: np.ndarray,
+        hits: Sequence[Hit],
+        *,
+        threshold: float | None = None,
+        context: str | None = None,
+        resolved_question: str | None = None,
+    ) -> Answer:
+        limit = self.threshold if threshold is None else threshold
+        cands = self.candidates(question, qvec, hits, context)
+        if not cands:
+            return declined(question, 0.0, hits, resolved_question)
+        best = max(cands, key=lambda c: c.prob)
+        if best.prob < limit:
+            return declined(question, best.prob, hits, resolved_question)
+        s = best.sentence
+        rel = best.hit.release
+        return Answer(
+            question=question,
+            text=rel.text[best.start : best.end],
+            sentence=s.text,
+            score=best.prob,
+            citation=Citation.of(rel, best.start, best.end),
+            sentence_start=s.start,
+            sentence_end=s.end,
+            hits=tuple(hits),
+            resolved_question=resolved_question,
+            alternatives=self._alternatives(question, best, cands, limit),
+        )
+
+    def _alternatives(
+        self, question: str, best: ReadCandidate, cands: Sequence[ReadCandidate], limit: float
+    ) -> tuple[Citation, ...]:
+        trio = [(c.prob, c.hit.release, c) for c in cands]
+        picked = alternatives(question, best.prob, best.hit.release.id, trio, limit)
+        return tuple(Citation.of(c.hit.release, c.start, c.end) for c in picked)

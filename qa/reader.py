@@ -1,0 +1,252 @@
+"""The neural reader: a MiniLM span-extraction model, fine-tuned by the project on SQuAD v1.1 train.
+
+It reads the question with each of the top passages (windowed when a passage is longer than the
+model's window) and returns the best span that lies within one sentence, with its start+end logit
+score and the window's no-answer score. Inference runs on ONNX Runtime: the shipped fp16 weights
+(``qa/models/reader``) are exported to an fp32 ONNX file once and cached beside the encoder's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+READER_PATH = Path(__file__).parent / "models" / "reader"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderSettings:
+    """``max_length``/``stride``: the window the model reads; ``max_answer_tokens``: the longest span."""
+
+    max_length: int = 256
+    stride: int = 96
+    max_answer_tokens: int = 30
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if not 64 <= self.max_length <= 512:
+            raise ValueError(f"max_length must be in [64, 512], got {self.max_length!r}")
+        if not 0 <= self.stride < self.max_length // 2:
+            raise ValueError(f"stride must be in [0, max_length/2), got {self.stride!r}")
+        if self.max_answer_tokens < 1:
+            raise ValueError(f"max_answer_tokens must be >= 1, got {self.max_answer_tokens!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSpan:
+    """The reader's best span of one text: character offsets into that text, its score, the
+    no-answer score of the window it came from, and its share of all spans' probability mass."""
+
+    start: int
+    end: int
+    score: float
+    null: float
+    prob: float
+
+
+def reader_available(path: str | os.PathLike[str] = READER_PATH) -> bool:
+    p = Path(path)
+    return (p / "config.json").is_file() and any(p.glob("*.safetensors"))
+
+
+def _key(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*")):
+        if f.is_file() and f.suffix in {".json", ".safetensors"}:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def export_reader_onnx(model_dir: Path, out: Path) -> Path:
+    """Export a question-answering checkpoint to ONNX (fp32), atomically."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).float().eval()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, m: Any):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            o = self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return o.start_logits, o.end_logits
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    dummy = torch.ones((1, 16), dtype=torch.long)
+    axes = {0: "batch", 1: "seq"}
+    with torch.inference_mode():
+        torch.onnx.export(
+            Wrapped(model),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["start_logits", "end_logits"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes},
+            opset_version=17,
+            dynamo=False,
+        )
+    os.replace(tmp, out)
+    return out
+
+
+class Reader:
+    """Reads (question, text) pairs; cheap to construct, the model loads on first use."""
+
+    def __init__(self, path: str | os.PathLike[str] = READER_PATH, settings: ReaderSettings | None = None):
+        self.path = Path(path)
+        if not reader_available(self.path):
+            raise FileNotFoundError(f"no reader model in {self.path} (config.json and *.safetensors)")
+        self.settings = settings if settings is not None else ReaderSettings()
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def onnx_path(self) -> Path:
+        from qa.embedding import onnx_cache_dir
+
+        return onnx_cache_dir() / f"reader-{_key(self.path)}.onnx"
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+                from transformers import AutoTokenizer
+
+                if not self.onnx_path.is_file():
+                    logger.info("exporting the reader to %s", self.onnx_path)
+                    export_reader_onnx(self.path, self.onnx_path)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
+                self._session = ort.InferenceSession(
+                    str(self.onnx_path), opts, providers=["CPUExecutionProvider"]
+                )
+                self._tokenizer = AutoTokenizer.from_pretrained(self.path)
+        return self._session, self._tokenizer
+
+    def read(self, question: str, text: str, sentence_starts: Sequence[int] | None = None) -> ReadSpan | None:
+        return self.read_batch(question, [text], [sentence_starts])[0]
+
+    def read_batch(
+        self,
+        question: str,
+        texts: Sequence[str],
+        sentence_starts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[ReadSpan | None]:
+        """The best span of each text for one question. ``sentence_starts``: offsets where the
+        text's sentences begin; a span never crosses one (None: the whole text is one sentence).
+        ``prob`` is normalised over every span of every text, so it compares across texts."""
+        if not texts:
+            return []
+        session, tok = self._load()
+        st = self.settings
+        starts = list(sentence_starts) if sentence_starts is not None else [None] * len(texts)
+        enc = tok(
+            [question] * len(texts),
+            list(texts),
+            truncation="only_second",
+            max_length=st.max_length,
+            stride=st.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        n_win = len(enc["input_ids"])
+        start_logits: list[np.ndarray] = []
+        end_logits: list[np.ndarray] = []
+        for lo in range(0, n_win, st.batch_size):
+            rows = range(lo, min(n_win, lo + st.batch_size))
+            width = max(len(enc["input_ids"][i]) for i in rows)
+            ids = np.zeros((len(rows), width), dtype=np.int64)
+            tt = np.zeros_like(ids)
+            mask = np.zeros_like(ids)
+            for r, i in enumerate(rows):
+                k = len(enc["input_ids"][i])
+                ids[r, :k] = enc["input_ids"][i]
+                tt[r, :k] = enc["token_type_ids"][i]
+                mask[r, :k] = 1
+            s, e = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt})
+            for r, i in enumerate(rows):
+                k = len(enc["input_ids"][i])
+                start_logits.append(s[r, :k])
+                end_logits.append(e[r, :k])
+        best: list[tuple[float, int, int, float] | None] = [None] * len(texts)
+        mass: list[float] = []
+        cands: list[tuple[int, float, int, int, float]] = []
+        for w in range(n_win):
+            t = enc["overflow_to_sample_mapping"][w]
+            found = best_span_in_window(
+                start_logits[w],
+                end_logits[w],
+                enc["offset_mapping"][w],
+                enc.sequence_ids(w),
+                starts[t],
+                st.max_answer_tokens,
+            )
+            if found is None:
+                continue
+            score, a, b, log_mass = found
+            null = float(start_logits[w][0] + end_logits[w][0])
+            mass.append(log_mass)
+            cands.append((t, score, a, b, null))
+        total = float(np.logaddexp.reduce(mass)) if mass else 0.0
+        for t, score, a, b, null in cands:
+            cur = best[t]
+            if cur is None or score > cur[0]:
+                best[t] = (score, a, b, null)
+        return [
+            None if b is None else ReadSpan(b[1], b[2], b[0], b[3], float(np.exp(b[0] - total))) for b in best
+        ]
+
+
+def best_span_in_window(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    seq_ids: Sequence[int | None],
+    sentence_starts: Sequence[int] | None,
+    max_answer_tokens: int,
+) -> tuple[float, int, int, float] | None:
+    """(score, char start, char end, log-sum-exp of all valid spans) of the best valid span."""
+    ctx = np.array([s == 1 for s in seq_ids])
+    idx = np.flatnonzero(ctx)
+    if not len(idx):
+        return None
+    sl, el = start_logits[idx], end_logits[idx]
+    n = len(idx)
+    i, j = np.indices((n, n))
+    valid = (j >= i) & (j < i + max_answer_tokens)
+    if sentence_starts:
+        sent = np.array([bisect.bisect_right(sentence_starts, offsets[k][0]) for k in idx])
+        valid &= sent[:, None] == sent[None, :]
+    scores = np.where(valid, sl[:, None] + el[None, :], -np.inf)
+    flat = int(np.argmax(scores))
+    a, b = divmod(flat, n)
+    if not np.isfinite(scores[a, b]):
+        return None
+    log_mass = float(np.logaddexp.reduce(scores[valid]))
+    return float(scores[a, b]), offsets[idx[a]][0], offsets[idx[b]][1], log_mass
+
+
+@functools.lru_cache(maxsize=2)
+def default_reader(path: str = str(READER_PATH)) -> Reader | None:
+    """The shipped reader, shared by every assistant in the process; None when not installed."""
+    return Reader(path) if reader_available(path) else None

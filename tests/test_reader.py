@@ -1,0 +1,141 @@
+"""The neural reader's parts: span search, calibration, the answerer around it, the article split.
+
+The shipped model itself is exercised in test_model.py (end to end) and here when installed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
+from qa.assistant import resolve_reader
+from qa.evaluation.data import EvalItem, EvalSet, article_half
+from qa.neural_answer import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
+from qa.reader import ReaderSettings, ReadSpan, best_span_in_window, default_reader, reader_available
+
+TEXT = "Ministers met in Geneva on Tuesday. The meeting was chaired by Dr. Jane Smith of the delegation."
+
+
+def test_best_span_stays_inside_one_sentence() -> None:
+    # tokens: [CLS] q [SEP] then context tokens at these character offsets
+    offsets = [(0, 0), (0, 0), (0, 0), (0, 9), (10, 13), (14, 20), (21, 23), (24, 32), (36, 39), (40, 47)]
+    seq = [None, 0, None, 1, 1, 1, 1, 1, 1, 1]
+    start = np.full(10, -5.0)
+    end = np.full(10, -5.0)
+    start[5], end[9] = 4.0, 4.0  # best pair crosses the sentence boundary at 36
+    end[7] = 3.0
+    score, a, b, _ = best_span_in_window(start, end, offsets, seq, [0, 36], max_answer_tokens=30)
+    assert (a, b) == (14, 32) and score == pytest.approx(7.0)
+    score, a, b, _ = best_span_in_window(start, end, offsets, seq, None, max_answer_tokens=30)
+    assert (a, b) == (14, 47)
+    _, a, b, _ = best_span_in_window(start, end, offsets, seq, None, max_answer_tokens=2)
+    assert b - a < 47 - 14  # a short limit forbids the long pair
+
+
+def test_no_context_tokens_means_no_span() -> None:
+    assert best_span_in_window(np.zeros(3), np.zeros(3), [(0, 0)] * 3, [None, 0, None], None, 30) is None
+
+
+def test_settings_and_calibration_validate() -> None:
+    with pytest.raises(ValueError, match="'x'"):
+        resolve_reader("x")
+    with pytest.raises(ValueError, match="stride"):
+        ReaderSettings(max_length=128, stride=64)
+    with pytest.raises(ValueError, match="weights"):
+        Calibration((1.0,), 0.0, 0.5)
+    with pytest.raises(ValueError, match="1.5"):
+        Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 1.5)
+
+
+def test_calibration_round_trips(tmp_path: Path) -> None:
+    c = Calibration((0.5, 1.0, 0.2, -0.3), -1.0, 0.4)
+    c.save(tmp_path / "c.json", note="test")
+    back = Calibration.load(tmp_path / "c.json")
+    assert back == c
+    x = np.array([[2.0, -0.1, 1.0, 0.0], [-3.0, -4.0, -2.0, 2.0]])
+    p = back.proba(x)
+    assert 0 < p[1] < p[0] < 1
+
+
+class FakeReader:
+    """Picks the first occurrence of a fixed word in each text, with a fixed score."""
+
+    def __init__(self, word: str, score: float):
+        self.word, self.score, self.path = word, score, Path("/nonexistent")
+
+    def read_batch(
+        self,
+        question: str,
+        texts: Sequence[str],
+        sentence_starts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[ReadSpan | None]:
+        out: list[ReadSpan | None] = []
+        for t in texts:
+            i = t.find(self.word)
+            out.append(None if i < 0 else ReadSpan(i, i + len(self.word), self.score, 0.0, 0.9))
+        return out
+
+
+def _index() -> tuple[Index, HashingEmbedder]:
+    emb = HashingEmbedder(dimension=64)
+    rel = make_release(TEXT, path="a.md", title="Ministers meet")
+    return Index.build([rel], emb, ChunkerSettings(max_tokens=64, annotator=None)), emb
+
+
+@pytest.mark.parametrize("word", ["Jane Smith", "Geneva"])
+def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> None:
+    index, emb = _index()
+    cal = Calibration((1.0, 0.0, 0.0, 0.0), 0.0, 0.5)  # p = sigmoid(margin)
+    ans = NeuralAnswerer(index, reader=FakeReader(word, 3.0), calibration=cal)  # type: ignore[arg-type]
+    a = Assistant(index, emb, reader="features")
+    a.answerer = ans
+    out = a.ask("Who chaired the meeting?")
+    assert out.text == word and out.citation is not None
+    rel = index.releases[out.citation.release_id]
+    assert rel.text[out.citation.start : out.citation.end] == word
+    assert out.sentence_start is not None and out.sentence_end is not None
+    assert out.sentence == rel.text[out.sentence_start : out.sentence_end]
+    assert out.sentence_start <= out.citation.start < out.citation.end <= out.sentence_end
+    assert out.score == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+def test_neural_answer_declines_below_its_threshold() -> None:
+    index, emb = _index()
+    cal = Calibration((1.0, 0.0, 0.0, 0.0), 0.0, 0.5)
+    ans = NeuralAnswerer(index, reader=FakeReader("Geneva", -2.0), calibration=cal)  # type: ignore[arg-type]
+    vec = emb.encode(["Where did they meet?"])[0]
+    hits = Assistant(index, emb, reader="features").search("Where did they meet?")
+    assert ans.answer("Where did they meet?", vec, hits).text is None
+    assert ans.answer("Where did they meet?", vec, hits, threshold=0.1).text == "Geneva"
+    missing = NeuralAnswerer(index, reader=FakeReader("Paris", 5.0), calibration=cal)  # type: ignore[arg-type]
+    assert missing.answer("Where did they meet?", vec, hits).text is None
+
+
+def test_article_half_splits_questions_not_corpus() -> None:
+    rels = tuple(make_release(f"Article {i} text.", path=f"{i}.md") for i in range(10))
+    items = tuple(EvalItem(f"q{i}", "q?", ("a",), rels[i % 10].id) for i in range(40))
+    es = EvalSet("toy", "squad", rels, items)
+    a, b = article_half(es, 0), article_half(es, 1)
+    assert a.releases == b.releases == rels
+    assert {i.id for i in a.items}.isdisjoint({i.id for i in b.items})
+    assert len(a.items) + len(b.items) == 40 and a.items and b.items
+    assert not {i.release_id for i in a.items} & {i.release_id for i in b.items}
+    with pytest.raises(ValueError, match="2"):
+        article_half(es, 2)
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
+def test_shipped_reader_finds_the_chair() -> None:
+    reader = default_reader()
+    assert reader is not None
+    q = "Who chaired the meeting?"
+    span = reader.read(q, TEXT, [0, 36])
+    assert span is not None and "Jane Smith" in TEXT[span.start : span.end]
+    assert span.start >= 36
+    many = reader.read_batch(q, [TEXT, "Nothing to see here at all."])
+    assert many[0] == span or (
+        many[0] is not None and TEXT[many[0].start : many[0].end] == TEXT[span.start : span.end]
+    )
