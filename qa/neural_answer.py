@@ -28,10 +28,11 @@ from qa.types import Answer, Citation, Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_FEATURES = ("margin", "log_prob", "sentence_logit", "passage_rank")
+CALIBRATION_FEATURES = ("margin", "log_prob", "sentence_logit", "passage_rank", "gap", "passage_best")
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
-logit for the span's sentence; ``passage_rank``: 0 for the top passage."""
+logit for the span's sentence; ``passage_rank``: 0 for the top passage; ``gap``: score minus the
+best span's score over all passages read; ``passage_best``: 1 for the best span of its passage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0), bias=0.0, threshold=0.3)
+UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0, 0.0, 0.0), bias=0.0, threshold=0.3)
 """Before ``calibrate-reader`` has run: the span's probability share, as it is."""
 
 
@@ -135,12 +136,13 @@ class NeuralAnswerer:
     def candidates(
         self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
     ) -> list[ReadCandidate]:
-        """One candidate per passage read (fewer when a passage has no readable span)."""
+        """The reader's best span in each sentence of the passages read (a sentence two passages
+        share counts once, with its better reading)."""
         top = list(hits[: self.passages])
         if not top:
             return []
         reading = question if context is None else f"{context} {question}"
-        spans = self.reader.read_batch(
+        per_text = self.reader.read_spans(
             reading,
             [h.passage.text for h in top],
             [[s.start - h.passage.start for s in h.passage.sentences] for h in top],
@@ -152,19 +154,30 @@ class NeuralAnswerer:
                 for sc in self.features.score(question, qvec, top, context)
             }
         q = Question.parse(question, context)
-        rows: list[tuple[Hit, int, Sentence, int, int, ReadSpan, list[float]]] = []
-        for rank, (h, sp) in enumerate(zip(top, spans, strict=True)):
-            if sp is None:
-                continue
+        top_score = max((sp.score for spans in per_text for sp in spans), default=0.0)
+        found: dict[tuple[str, int], tuple[Hit, int, Sentence, int, int, ReadSpan, list[float]]] = {}
+        for rank, (h, spans) in enumerate(zip(top, per_text, strict=True)):
             sents = h.passage.sentences
-            k = max(0, bisect.bisect_right([s.start - h.passage.start for s in sents], sp.start) - 1)
-            s = sents[k]
-            p = min(max(sent_prob.get((s.release_id, s.start), 0.5), 1e-4), 1 - 1e-4)
-            f = [sp.score - sp.null, math.log(max(sp.prob, 1e-9)), math.log(p / (1 - p)), float(rank)]
-            a = max(s.start, h.passage.start + sp.start)
-            b = min(s.end, h.passage.start + sp.end)
-            if b > a:
-                rows.append((h, rank, s, a, b, sp, f))
+            offsets = [s.start - h.passage.start for s in sents]
+            best_here = max((sp.score for sp in spans), default=0.0)
+            for sp in spans:
+                s = sents[max(0, bisect.bisect_right(offsets, sp.start) - 1)]
+                a = max(s.start, h.passage.start + sp.start)
+                b = min(s.end, h.passage.start + sp.end)
+                key = (s.release_id, s.start)
+                if b <= a or (key in found and found[key][5].score >= sp.score):
+                    continue
+                p = min(max(sent_prob.get(key, 0.5), 1e-4), 1 - 1e-4)
+                f = [
+                    sp.score - sp.null,
+                    math.log(max(sp.prob, 1e-9)),
+                    math.log(p / (1 - p)),
+                    float(rank),
+                    sp.score - top_score,
+                    float(sp.score >= best_here),
+                ]
+                found[key] = (h, rank, s, a, b, sp, f)
+        rows = list(found.values())
         if not rows:
             return []
         x = np.asarray([r[6] for r in rows], dtype=np.float64)

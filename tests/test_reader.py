@@ -14,7 +14,14 @@ from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
 from qa.assistant import resolve_reader
 from qa.evaluation.data import EvalItem, EvalSet, article_half
 from qa.neural_answer import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
-from qa.reader import ReaderSettings, ReadSpan, best_span_in_window, default_reader, reader_available
+from qa.reader import (
+    ReaderSettings,
+    ReadSpan,
+    best_span_in_window,
+    default_reader,
+    reader_available,
+    spans_in_window,
+)
 
 TEXT = "Ministers met in Geneva on Tuesday. The meeting was chaired by Dr. Jane Smith of the delegation."
 
@@ -51,11 +58,11 @@ def test_settings_and_calibration_validate() -> None:
 
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
-    c = Calibration((0.5, 1.0, 0.2, -0.3), -1.0, 0.4)
+    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5), -1.0, 0.4)
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
-    x = np.array([[2.0, -0.1, 1.0, 0.0], [-3.0, -4.0, -2.0, 2.0]])
+    x = np.array([[2.0, -0.1, 1.0, 0.0, 0.0, 1.0], [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0]])
     p = back.proba(x)
     assert 0 < p[1] < p[0] < 1
 
@@ -66,16 +73,16 @@ class FakeReader:
     def __init__(self, word: str, score: float):
         self.word, self.score, self.path = word, score, Path("/nonexistent")
 
-    def read_batch(
+    def read_spans(
         self,
         question: str,
         texts: Sequence[str],
         sentence_starts: Sequence[Sequence[int] | None] | None = None,
-    ) -> list[ReadSpan | None]:
-        out: list[ReadSpan | None] = []
+    ) -> list[list[ReadSpan]]:
+        out: list[list[ReadSpan]] = []
         for t in texts:
             i = t.find(self.word)
-            out.append(None if i < 0 else ReadSpan(i, i + len(self.word), self.score, 0.0, 0.9))
+            out.append([] if i < 0 else [ReadSpan(i, i + len(self.word), self.score, 0.0, 0.9)])
         return out
 
 
@@ -88,7 +95,7 @@ def _index() -> tuple[Index, HashingEmbedder]:
 @pytest.mark.parametrize("word", ["Jane Smith", "Geneva"])
 def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> None:
     index, emb = _index()
-    cal = Calibration((1.0, 0.0, 0.0, 0.0), 0.0, 0.5)  # p = sigmoid(margin)
+    cal = Calibration((1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0, 0.5)  # p = sigmoid(margin)
     ans = NeuralAnswerer(index, reader=FakeReader(word, 3.0), calibration=cal)  # type: ignore[arg-type]
     a = Assistant(index, emb, reader="features")
     a.answerer = ans
@@ -104,7 +111,7 @@ def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> N
 
 def test_neural_answer_declines_below_its_threshold() -> None:
     index, emb = _index()
-    cal = Calibration((1.0, 0.0, 0.0, 0.0), 0.0, 0.5)
+    cal = Calibration((1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0, 0.5)
     ans = NeuralAnswerer(index, reader=FakeReader("Geneva", -2.0), calibration=cal)  # type: ignore[arg-type]
     vec = emb.encode(["Where did they meet?"])[0]
     hits = Assistant(index, emb, reader="features").search("Where did they meet?")
@@ -139,3 +146,15 @@ def test_shipped_reader_finds_the_chair() -> None:
     assert many[0] == span or (
         many[0] is not None and TEXT[many[0].start : many[0].end] == TEXT[span.start : span.end]
     )
+
+
+def test_each_sentence_gets_its_own_best_span() -> None:
+    offsets = [(0, 0), (0, 0), (0, 0), (0, 9), (10, 13), (14, 20), (21, 23), (24, 32), (36, 39), (40, 47)]
+    seq = [None, 0, None, 1, 1, 1, 1, 1, 1, 1]
+    start = np.full(10, -5.0)
+    end = np.full(10, -5.0)
+    start[4], end[5], start[8], end[9] = 2.0, 2.0, 1.0, 1.0
+    spans, mass = spans_in_window(start, end, offsets, seq, [0, 36], max_answer_tokens=30)
+    assert [(a, b) for _, a, b, _ in spans] == [(10, 20), (36, 47)]
+    assert len({g for *_, g in spans}) == 2
+    assert spans[0][0] == pytest.approx(4.0) and mass > spans[0][0]
