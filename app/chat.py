@@ -455,7 +455,7 @@ def launch(
 def warm_up(assistant: Assistant) -> None:
     """Load the model now, so the first question is answered as fast as the rest."""
     t0 = time.perf_counter()
-    assistant.search("warm up", k=1)
+    assistant.warm_up()
     logger.info("model ready in %.1f s", time.perf_counter() - t0)
 
 

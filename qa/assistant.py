@@ -171,6 +171,12 @@ class Assistant:
         emb = embedder if embedder is not None else SentenceTransformerEmbedder()
         return cls(Index.load(path, emb), emb, path=path, **kwargs)
 
+    def warm_up(self) -> None:
+        """Load the encoder and the reader now (a server calls this before its first question)."""
+        self.search("warm up", k=1)
+        if isinstance(self.answerer, NeuralAnswerer):
+            self.answerer.reader.warm()
+
     # ------------------------------------------------------------ adding releases
 
     def add_releases(self, releases: Sequence[Release], *, save: bool = True) -> list[Release]:

@@ -142,6 +142,10 @@ class Reader:
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         return self._session, self._tokenizer
 
+    def warm(self) -> None:
+        """Load (exporting on first use) now, so the first question is as fast as the rest."""
+        self._load()
+
     def read(self, question: str, text: str, sentence_starts: Sequence[int] | None = None) -> ReadSpan | None:
         return self.read_batch(question, [text], [sentence_starts])[0]
 
