@@ -127,6 +127,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     cfg = ReaderTrainConfig(
         train=args.data,
         dev=args.dev or None,
+        base=args.base,
         out=args.out,
         max_length=args.max_length,
         stride=args.stride,
@@ -159,6 +160,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     r = calibrate_reader(
         args.dataset,
         args.cache or DEFAULT_CACHE,
+        args.out,
         limit=args.limit,
         passages=args.passages,
         features=tuple(f.strip() for f in args.features.split(",")),
@@ -244,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dev", default="../shared/evals/squad-v1.1-dev-shared.json", help="dev set scored at checkpoints"
     )
     p.add_argument("--out", default="checkpoints/reader", help="checkpoint folder (export-reader ships it)")
+    p.add_argument("--base", default=None, help="start from this model (default: the packaged MiniLM)")
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--stride", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=16)
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
     p.add_argument("--limit", type=int, default=None, help="a seeded sample of the tuning half's questions")
     p.add_argument("--passages", type=int, default=3)
+    p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(
         "--features",
         default="margin,log_prob,passage_rank",

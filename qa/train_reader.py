@@ -248,7 +248,7 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
     base = Path(cfg.base) if cfg.base is not None else packaged_model_path()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, dtype=torch.float32).to(device)
     model.train()
 
     rng = random.Random(cfg.seed)
