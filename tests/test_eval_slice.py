@@ -23,7 +23,18 @@ pytestmark = pytest.mark.model
 
 SLICE = 200
 
-NEURAL_FLOORS: dict[str, float] = {}
+# neural: measured on this slice when the reader shipped (2026-11-29, commit 0f775e3): recall@5
+# 0.940, release recall@1 0.970, F1 0.627, EM 0.510, sentence holds gold 0.780, citation accuracy
+# 0.975, AUC right vs wrong 0.738.
+NEURAL_FLOORS = {
+    "retrieval.recall_at_5": 0.92,
+    "retrieval.release_recall_at_1": 0.94,
+    "answer.f1": 0.58,
+    "answer.em": 0.47,
+    "answer.sentence_holds_gold": 0.74,
+    "answer.citation_accuracy": 0.94,
+    "abstention.auc_correct": 0.68,
+}
 
 # features: measured on this slice when set (2026-11-28, commit e739f0f): recall@5 0.950, release
 # recall@1 0.965, F1 0.381, sentence holds gold 0.715, citation accuracy 0.970, AUC of the

@@ -60,7 +60,7 @@ def test_amcc_chair_from_seed(model_index: Path, reader: str) -> None:
     assert "Dr Yaacob Ibrahim" in (a.sentence or "")
     assert a.citation.source == "Cyber Security Agency of Singapore"
     if reader == "neural":  # the short answer, not just its sentence
-        assert "Yaacob Ibrahim" in a.text and len(a.text) < 80
+        assert "Yaacob Ibrahim" in a.text and len(a.text) < len(a.sentence or "")
 
 
 def test_right_release_among_similar_ones(assistant: Assistant) -> None:
