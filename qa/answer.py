@@ -234,19 +234,9 @@ class Answerer:
         if best.prob < limit:
             return declined(question, best.prob, hits, resolved_question)
         start, end = self._span(best)
-        s = best.sentence
-        text = best.hit.release.text
-        return Answer(
-            question=question,
-            text=text[start:end],
-            sentence=s.text,
-            score=best.prob,
-            citation=Citation.of(best.hit.release, start, end),
-            sentence_start=s.start,
-            sentence_end=s.end,
-            hits=tuple(hits),
-            resolved_question=resolved_question,
-            alternatives=self._alternatives(question, best, scored, limit),
+        alts = self._alternatives(question, best, scored, limit)
+        return quoted(
+            question, best.prob, best.hit.release, best.sentence, start, end, hits, resolved_question, alts
         )
 
     def _span(self, sc: Scored) -> tuple[int, int]:
@@ -263,6 +253,32 @@ class Answerer:
         cands = [(sc.prob, sc.hit.release, sc) for sc in scored]
         picked = alternatives(question, best.prob, best.hit.release.id, cands, limit)
         return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in picked)
+
+
+def quoted(
+    question: str,
+    score: float,
+    release: Release,
+    sentence: Sentence,
+    start: int,
+    end: int,
+    hits: Sequence[Hit],
+    resolved_question: str | None,
+    alternatives: tuple[Citation, ...],
+) -> Answer:
+    """The answer quoting ``release.text[start:end]`` inside ``sentence``, with its citation."""
+    return Answer(
+        question=question,
+        text=release.text[start:end],
+        sentence=sentence.text,
+        score=score,
+        citation=Citation.of(release, start, end),
+        sentence_start=sentence.start,
+        sentence_end=sentence.end,
+        hits=tuple(hits),
+        resolved_question=resolved_question,
+        alternatives=alternatives,
+    )
 
 
 def declined(question: str, score: float, hits: Sequence[Hit], resolved_question: str | None) -> Answer:

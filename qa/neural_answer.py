@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import Answerer, AnswererSettings, alternatives, date_prior, declined
+from qa.answer import Answerer, AnswererSettings, alternatives, date_prior, declined, quoted
 from qa.features import Question
 from qa.index import Index
 from qa.reader import READER_PATH, Reader, ReadSpan
@@ -204,19 +204,10 @@ class NeuralAnswerer:
         best = max(cands, key=lambda c: c.prob)
         if best.prob < limit:
             return declined(question, best.prob, hits, resolved_question)
-        s = best.sentence
+        alts = self._alternatives(question, best, cands, limit)
         rel = best.hit.release
-        return Answer(
-            question=question,
-            text=rel.text[best.start : best.end],
-            sentence=s.text,
-            score=best.prob,
-            citation=Citation.of(rel, best.start, best.end),
-            sentence_start=s.start,
-            sentence_end=s.end,
-            hits=tuple(hits),
-            resolved_question=resolved_question,
-            alternatives=self._alternatives(question, best, cands, limit),
+        return quoted(
+            question, best.prob, rel, best.sentence, best.start, best.end, hits, resolved_question, alts
         )
 
     def _alternatives(

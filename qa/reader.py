@@ -119,8 +119,9 @@ class Reader:
         self._session: Any = None
         self._tokenizer: Any = None
 
-    @property
+    @functools.cached_property
     def onnx_path(self) -> Path:
+        """Keyed by a hash of the weights (read once: they are 45 MB)."""
         from qa.embedding import onnx_cache_dir
 
         return onnx_cache_dir() / f"reader-{_key(self.path)}.onnx"
@@ -177,16 +178,7 @@ class Reader:
         session, tok = self._load()
         st = self.settings
         starts = list(sentence_starts) if sentence_starts is not None else [None] * len(texts)
-        enc = tok(
-            [question] * len(texts),
-            list(texts),
-            truncation="only_second",
-            max_length=st.max_length,
-            stride=st.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
+        enc = windows(tok, [question] * len(texts), texts, st.max_length, st.stride)
         n_win = len(enc["input_ids"])
         start_logits: list[np.ndarray] = []
         end_logits: list[np.ndarray] = []
@@ -234,6 +226,28 @@ class Reader:
             ]
             for d in best
         ]
+
+
+def windows(
+    tokenizer: Any,
+    questions: Sequence[str],
+    texts: Sequence[str],
+    max_length: int,
+    stride: int,
+    **kwargs: Any,
+) -> Any:
+    """(question, text) pairs as model windows: a long text is cut into overlapping windows, with
+    character offsets and the window -> pair mapping (how training and reading both see a text)."""
+    return tokenizer(
+        list(questions),
+        list(texts),
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        **({"padding": False} | kwargs),
+    )
 
 
 def spans_in_window(

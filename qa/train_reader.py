@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from qa.reader import best_span_in_window, windows
+
 log = logging.getLogger(__name__)
 
 
@@ -98,16 +100,7 @@ def featurize(tokenizer: Any, examples: list[SquadExample], cfg: ReaderTrainConf
             tokenizer.convert_tokens_to_string(tokenizer.tokenize(e.question)[: cfg.max_question_tokens])
             for e in batch
         ]
-        enc = tokenizer(
-            qs,
-            [e.context for e in batch],
-            truncation="only_second",
-            max_length=cfg.max_length,
-            stride=cfg.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
+        enc = windows(tokenizer, qs, [e.context for e in batch], cfg.max_length, cfg.stride)
         for i, sample in enumerate(enc["overflow_to_sample_mapping"]):
             ex = batch[sample]
             offsets = enc["offset_mapping"][i]
@@ -180,20 +173,17 @@ def evaluate_reader(
     import torch
 
     from qa.evaluation.metrics import squad_scores
-    from qa.reader import best_span_in_window
 
     model.eval()
     em = f1 = 0.0
     with torch.inference_mode():
         for ex in examples:
-            enc = tokenizer(
-                ex.question,
-                ex.context,
-                truncation="only_second",
-                max_length=cfg.max_length,
-                stride=cfg.stride,
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
+            enc = windows(
+                tokenizer,
+                [ex.question],
+                [ex.context],
+                cfg.max_length,
+                cfg.stride,
                 padding=True,
                 return_tensors="pt",
             )
