@@ -70,4 +70,7 @@ def sized_index(base_path: Path, passages: int, cache: Path = CACHE) -> Path:
     if not (path / "current").exists():
         logger.warning("replicating %s to %d passages at %s (once; cached)", base_path, passages, path)
         replicate(Index.load(base_path), passages).save(path)
+    elif (index := Index.load(path)).outdated:
+        logger.warning("saving %s again with its BM25 (once)", path)
+        index.save(path)
     return path

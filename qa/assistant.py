@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.annotate import warm as warm_annotator
 from qa.answer import Answerer, AnswererSettings, content_words
 from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder, SentenceTransformerEmbedder
@@ -86,7 +87,7 @@ def update_index(
             rebuilt = True
         unreadable = [s.path for s in report.skipped if not s.duplicate]  # kept as indexed
         added, removed = index.sync(report.releases, emb, progress=progress, keep_paths=unreadable)
-        changed = rebuilt or added or removed or index.sources != source_names
+        changed = rebuilt or added or removed or index.sources != source_names or index.outdated
         index.sources = source_names
         if changed:
             index.save(root, locked=True)
@@ -172,10 +173,13 @@ class Assistant:
         return cls(Index.load(path, emb), emb, path=path, **kwargs)
 
     def warm_up(self) -> None:
-        """Load the encoder and the reader now (a server calls this before its first question)."""
+        """Load the encoder and the reader now (a server calls this before its first
+        question), and the annotator in the background, for the first added release."""
         self.search("warm up", k=1)
         if isinstance(self.answerer, NeuralAnswerer):
             self.answerer.reader.warm()
+        if self.index.chunker.annotator is not None:
+            threading.Thread(target=warm_annotator, name="warm-annotator", daemon=True).start()
 
     # ------------------------------------------------------------ adding releases
 
@@ -236,12 +240,7 @@ class Assistant:
         release = self.index.releases[release_id]
         lo = 0 if start is None else start
         hi = len(release.text) if end is None else end
-        sents = tuple(
-            s
-            for s in self.index.sentences.values()
-            if s.release_id == release_id and s.start >= lo and s.end <= hi
-        )
-        sents = tuple(sorted(sents, key=lambda s: s.start))
+        sents = tuple(self.index.sentences_of(release_id, lo, hi))
         if not sents:
             raise ValueError(f"no sentences of release {release_id} lie within {lo}..{hi}")
         passage = Passage(

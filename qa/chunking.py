@@ -7,6 +7,7 @@ model's own tokens, so the encoder never silently truncates a passage.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass
 from qa.types import Passage, Release, Sentence, content_hash
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+
+logger = logging.getLogger(__name__)
 
 
 def word_count(texts: Sequence[str]) -> list[int]:
@@ -41,7 +44,12 @@ def split_sentences(text: str, release_id: str = "") -> list[Sentence]:
     for para in _PARAGRAPH.finditer(text):
         ptext = para.group()
         pos = 0
-        for piece in _segmenter().segment(ptext):
+        try:
+            pieces = _segmenter().segment(ptext)
+        except (ValueError, IndexError, RecursionError) as e:  # pysbd fails on some odd lines
+            logger.debug("sentence splitter failed (%s); keeping the line whole", e)
+            pieces = []
+        for piece in pieces:
             s = piece.strip()
             i = ptext.find(s, pos) if s else -1
             if i < 0:  # empty, or the segmenter changed the text: the rest of the line follows

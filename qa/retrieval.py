@@ -12,9 +12,9 @@ import faiss
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.index import Index, passage_embedding_text
+from qa.index import Index
 from qa.lexical import BM25
-from qa.types import Hit, Passage, Release
+from qa.types import Hit, Release
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,6 @@ class Filters:
         return True
 
 
-def lexical_text(release: Release, passage: Passage) -> str:
-    """What BM25 sees: the encoder's text plus the release's year, which questions often name."""
-    year = f" {release.date.year}" if release.date else ""
-    return f"{passage_embedding_text(release, passage)}{year}"
-
-
 def _check_k(k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
@@ -109,8 +103,6 @@ class Retriever:
         self.mode = _check_mode(mode)
         self.depth = _check_k(depth)
         self.rrf_k = rrf_k
-        self._bm25: tuple[int, BM25, list[int]] | None = None
-        self._sentence_passages: tuple[int, dict[int, list[int]]] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ parts
@@ -118,33 +110,25 @@ class Retriever:
     def encode(self, queries: Sequence[str]) -> np.ndarray:
         return self.embedder.encode(list(queries))
 
-    def lexical(self) -> tuple[BM25, list[int]]:
-        """The BM25 index over passages (title, year and text) and the passage id of each row."""
-        with self._lock:
-            if self._bm25 is None or self._bm25[0] != self.index.version:
-                fids = list(self.index.passages)
-                docs = [
-                    lexical_text(
-                        self.index.releases[self.index.passages[f].release_id], self.index.passages[f]
-                    )
-                    for f in fids
-                ]
-                self._bm25 = (self.index.version, BM25(docs), fids)
-            return self._bm25[1], self._bm25[2]
+    def lexical(self) -> BM25:
+        """The BM25 index over passages (title, year and text)."""
+        return self.index.lexical()
 
-    def _allowed(self, filters: Filters | None) -> set[int] | None:
+    def _allowed(self, filters: Filters | None) -> set[str] | None:
+        """Ids of the releases the filters let through (None: no filters)."""
         if filters is None or filters.empty:
             return None
-        return {
-            fid for fid, p in self.index.passages.items() if filters.allows(self.index.releases[p.release_id])
-        }
+        return {rid for rid, r in self.index.releases.items() if filters.allows(r)}
 
-    def _dense(self, vectors: np.ndarray, k: int, allowed: set[int] | None) -> list[list[tuple[int, float]]]:
+    def _dense(self, vectors: np.ndarray, k: int, allowed: set[str] | None) -> list[list[tuple[int, float]]]:
         params = None
         n = self.index.passage_vectors.ntotal
         if allowed is not None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64)))
-            n = len(allowed)
+            pids = np.array(self.index.ids_of_releases("passages", allowed), dtype=np.int64)
+            if len(pids) == 0:
+                return [[] for _ in range(len(vectors))]
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(pids))
+            n = len(pids)
         scores, ids = self.index.passage_vectors.search(
             np.ascontiguousarray(vectors, dtype=np.float32), min(k, n), params=params
         )
@@ -154,34 +138,19 @@ class Retriever:
         ]
 
     def _sparse(
-        self, queries: Sequence[str], k: int, allowed: set[int] | None
+        self, queries: Sequence[str], k: int, allowed: set[str] | None
     ) -> list[list[tuple[int, float]]]:
-        bm25, fids = self.lexical()
-        mask = None
-        if allowed is not None:
-            mask = np.fromiter((f in allowed for f in fids), dtype=np.float32, count=len(fids))
-        return [[(fids[row], s) for row, s in hits] for hits in bm25.search(queries, k, mask)]
-
-    def sentence_passages(self) -> dict[int, list[int]]:
-        """Sentence vector id -> ids of the passages holding it (two, where passages overlap)."""
-        with self._lock:
-            if self._sentence_passages is None or self._sentence_passages[0] != self.index.version:
-                out: dict[int, list[int]] = {}
-                for fid, p in sorted(self.index.passages.items(), key=lambda x: (x[1].start, x[0])):
-                    for sent in p.sentences:
-                        out.setdefault(self.index.sentence_id(sent), []).append(fid)
-                self._sentence_passages = (self.index.version, out)
-            return self._sentence_passages[1]
+        ok = None if allowed is None else set(self.index.ids_of_releases("passages", allowed))
+        return self.lexical().search(queries, k, ok)
 
     def _by_sentence(
-        self, vectors: np.ndarray, k: int, allowed: set[int] | None
+        self, vectors: np.ndarray, k: int, allowed: set[str] | None
     ) -> list[list[tuple[int, float]]]:
         """Passages ranked by their best sentence's cosine to the question."""
-        owners = self.sentence_passages()
         params = None
         n = self.index.sentence_vectors.ntotal
         if allowed is not None:
-            sids = np.fromiter((sid for sid, ps in owners.items() if ps[0] in allowed), dtype=np.int64)
+            sids = np.array(self.index.ids_of_releases("sentences", allowed), dtype=np.int64)
             if len(sids) == 0:
                 return [[] for _ in range(len(vectors))]
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(sids))
@@ -189,6 +158,7 @@ class Retriever:
         scores, ids = self.index.sentence_vectors.search(
             np.ascontiguousarray(vectors, dtype=np.float32), min(2 * k, n), params=params
         )
+        owners = self.index.passages_holding(sorted({i for i in ids.ravel().tolist() if i >= 0}))
         out = []
         for rs, ri in zip(scores, ids, strict=True):
             seen: dict[int, float] = {}
@@ -251,7 +221,11 @@ class Retriever:
                     strict=True,
                 )
             ]
-        return [[self._hit(fid, score) for fid, score in row] for row in ranked]
+        found = self.index.passages.get_many({fid for row in ranked for fid, _ in row})
+        return [
+            [Hit(found[fid], score, self.index.releases[found[fid].release_id]) for fid, score in row]
+            for row in ranked
+        ]
 
     def _fuse(self, rankings: Sequence[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
         fused: dict[int, float] = {}
@@ -259,7 +233,3 @@ class Retriever:
             for rank, (fid, _) in enumerate(ranking):
                 fused[fid] = fused.get(fid, 0.0) + 1.0 / (self.rrf_k + rank + 1)
         return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
-
-    def _hit(self, fid: int, score: float) -> Hit:
-        p = self.index.passages[fid]
-        return Hit(p, score, self.index.releases[p.release_id])

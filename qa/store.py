@@ -1,7 +1,9 @@
 """SQLite store of releases, passages and sentences beside the vector index.
 
 Only offsets are stored for passages and sentences: their text is sliced from the
-release text on load, so it cannot drift from the release.
+release text when read, so it cannot drift from the release. ``Store`` reads rows on
+demand, so a loaded index holds vectors and releases in memory, not every passage,
+sentence and annotation (at 100k passages those cost about 1.2 GB and 9 s to load).
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from qa.types import Passage, Release, Sentence
 
@@ -34,12 +38,6 @@ CREATE INDEX sentences_release ON sentences(release_id);
 """
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    """Open read-only. The URI is built by pathlib so '#', '?' or '%' in a folder name
-    cannot cut it short (sqlite would then open, or even create, another file)."""
-    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-
-
 def write_store(
     path: Path,
     releases: Iterable[Release],
@@ -50,47 +48,110 @@ def write_store(
     con = sqlite3.connect(path)
     try:
         con.executescript(SCHEMA)
-        con.executemany(
-            "INSERT INTO releases VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (
-                    r.id,
-                    r.path,
-                    r.title,
-                    r.date.isoformat() if r.date else None,
-                    r.source,
-                    r.url,
-                    json.dumps(dict(r.metadata), sort_keys=True),
-                    r.text,
-                )
-                for r in releases
-            ],
-        )
-        con.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?)",
-            [(fid, p.id, p.release_id, p.start, p.end) for fid, p in passages],
-        )
-        con.executemany(
-            "INSERT INTO sentences VALUES (?,?,?,?)",
-            [(fid, s.release_id, s.start, s.end) for fid, s in sentences],
-        )
-        con.executemany("INSERT INTO annotations VALUES (?,?)", annotations)
+        _insert(con, releases, passages, sentences, annotations)
         con.commit()
     finally:
         con.close()
 
 
-def read_store(
+def update_store(
     path: Path,
-) -> tuple[dict[str, Release], dict[int, Passage], dict[int, Sentence]]:
-    """Releases by id, passages and sentences by their vector id (sentences in text order)."""
-    con = _connect_ro(path)
+    *,
+    gone: dict[str, Iterable[int] | Iterable[str]],
+    releases: Iterable[Release],
+    passages: Iterable[tuple[int, Passage]],
+    sentences: Iterable[tuple[int, Sentence]],
+    annotations: Iterable[tuple[int, str]] = (),
+) -> None:
+    """Edit a copy of a store: delete the rows in ``gone`` (ids by table), insert the rest.
+
+    Saving one added release then costs a file copy, not rewriting every row.
+    """
+    con = sqlite3.connect(path)
     try:
-        releases: dict[str, Release] = {}
-        for rid, rpath, title, date, source, url, meta, text in con.execute(
+        for table, ids in gone.items():
+            if table not in ("releases", "passages", "sentences", "annotations"):
+                raise ValueError(f"no table {table!r}")
+            key = "id" if table == "releases" else "fid"
+            con.executemany(f"DELETE FROM {table} WHERE {key} = ?", [(i,) for i in ids])
+        _insert(con, releases, passages, sentences, annotations)
+        con.commit()
+    finally:
+        con.close()
+
+
+def _insert(
+    con: sqlite3.Connection,
+    releases: Iterable[Release],
+    passages: Iterable[tuple[int, Passage]],
+    sentences: Iterable[tuple[int, Sentence]],
+    annotations: Iterable[tuple[int, str]],
+) -> None:
+    con.executemany(
+        "INSERT INTO releases VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (
+                r.id,
+                r.path,
+                r.title,
+                r.date.isoformat() if r.date else None,
+                r.source,
+                r.url,
+                json.dumps(dict(r.metadata), sort_keys=True),
+                r.text,
+            )
+            for r in releases
+        ],
+    )
+    con.executemany(
+        "INSERT INTO passages VALUES (?,?,?,?,?)",
+        [(fid, p.id, p.release_id, p.start, p.end) for fid, p in passages],
+    )
+    con.executemany(
+        "INSERT INTO sentences VALUES (?,?,?,?)",
+        [(fid, s.release_id, s.start, s.end) for fid, s in sentences],
+    )
+    con.executemany("INSERT INTO annotations VALUES (?,?)", annotations)
+
+
+_CHUNK = 900  # SQLite's default limit of bound parameters is 999
+
+
+def _chunks(items: Sequence[int] | Sequence[str]) -> Iterator[Sequence[int] | Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+class Store:
+    """Read-only, thread-safe access to one snapshot's store.
+
+    The connection is opened at once, so the file stays readable even when a writer
+    replaces the snapshot and deletes it afterwards.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        # the URI is built by pathlib so '#', '?' or '%' in a folder name cannot cut it
+        # short (sqlite would then open, or even create, another file)
+        self._con = sqlite3.connect(
+            f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+        self._con.execute("SELECT count(*) FROM releases").fetchone()  # fail now if unreadable
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:  # type: ignore[type-arg]
+        with self._lock:
+            return self._con.execute(sql, args).fetchall()
+
+    def releases(self) -> dict[str, Release]:
+        out: dict[str, Release] = {}
+        for rid, rpath, title, date, source, url, meta, text in self._all(
             "SELECT * FROM releases ORDER BY rowid"
         ):
-            releases[rid] = Release(
+            out[rid] = Release(
                 id=rid,
                 text=text,
                 title=title,
@@ -100,34 +161,81 @@ def read_store(
                 url=url,
                 metadata=tuple(sorted(json.loads(meta).items())),
             )
-        sentences: dict[int, Sentence] = {}
-        by_release: dict[str, list[Sentence]] = defaultdict(list)
-        for fid, rid, start, end in con.execute(
-            'SELECT fid, release_id, start, "end" FROM sentences ORDER BY release_id, start'
-        ):
-            s = Sentence(rid, start, end, releases[rid].text[start:end])
-            sentences[fid] = s
-            by_release[rid].append(s)
-        passages: dict[int, Passage] = {}
-        for fid, pid, rid, start, end in con.execute(
-            'SELECT fid, id, release_id, start, "end" FROM passages ORDER BY rowid'
-        ):
-            text = releases[rid].text
-            inner = _within(by_release[rid], start, end)
-            passages[fid] = Passage(pid, rid, start, end, text[start:end], inner)
-        return releases, passages, sentences
-    finally:
-        con.close()
+        return out
 
+    def fids(self, table: str) -> np.ndarray:
+        """Every vector id of ``passages`` or ``sentences``, in rowid order."""
+        if table not in ("passages", "sentences", "annotations"):
+            raise ValueError(f"no table {table!r}")
+        rows = self._all(f"SELECT fid FROM {table} ORDER BY rowid")
+        return np.array([r[0] for r in rows], dtype=np.int64)
 
-def _within(sentences: Sequence[Sentence], start: int, end: int) -> tuple[Sentence, ...]:
-    return tuple(s for s in sentences if s.start >= start and s.end <= end)
+    def fids_of_releases(self, table: str, release_ids: Sequence[str]) -> list[int]:
+        if table not in ("passages", "sentences"):
+            raise ValueError(f"no table {table!r}")
+        out: list[int] = []
+        for part in _chunks(list(release_ids)):
+            marks = ",".join("?" * len(part))
+            out += [r[0] for r in self._all(f"SELECT fid FROM {table} WHERE release_id IN ({marks})", part)]
+        return out
 
+    def sentence_rows(self, fids: Sequence[int]) -> dict[int, tuple[str, int, int]]:
+        out: dict[int, tuple[str, int, int]] = {}
+        for part in _chunks(list(fids)):
+            marks = ",".join("?" * len(part))
+            for fid, rid, start, end in self._all(
+                f'SELECT fid, release_id, start, "end" FROM sentences WHERE fid IN ({marks})',
+                part,
+            ):
+                out[fid] = (rid, start, end)
+        return out
 
-def read_annotations(path: Path) -> dict[int, str]:
-    """Sentence annotations (JSON text) by sentence vector id."""
-    con = _connect_ro(path)
-    try:
-        return dict(con.execute("SELECT fid, data FROM annotations"))
-    finally:
-        con.close()
+    def sentences_of(self, release_id: str) -> list[tuple[int, int, int]]:
+        """(fid, start, end) of a release's sentences in text order."""
+        return self._all(
+            'SELECT fid, start, "end" FROM sentences WHERE release_id = ? ORDER BY start', (release_id,)
+        )
+
+    def passage_rows(self, fids: Sequence[int]) -> dict[int, tuple[str, str, int, int]]:
+        out: dict[int, tuple[str, str, int, int]] = {}
+        for part in _chunks(list(fids)):
+            marks = ",".join("?" * len(part))
+            for fid, pid, rid, start, end in self._all(
+                f'SELECT fid, id, release_id, start, "end" FROM passages WHERE fid IN ({marks})',
+                part,
+            ):
+                out[fid] = (pid, rid, start, end)
+        return out
+
+    def passages_of(self, release_id: str) -> list[tuple[int, int, int]]:
+        """(fid, start, end) of a release's passages in text order."""
+        return self._all(
+            'SELECT fid, start, "end" FROM passages WHERE release_id = ? ORDER BY start, fid', (release_id,)
+        )
+
+    def passage_spans(self, release_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
+        """(release id, fid, start, end) of the passages of some releases."""
+        out: list[tuple[str, int, int, int]] = []
+        for part in _chunks(list(release_ids)):
+            marks = ",".join("?" * len(part))
+            out += self._all(
+                f'SELECT release_id, fid, start, "end" FROM passages WHERE release_id IN ({marks})',
+                part,
+            )
+        return out
+
+    def annotations(self, fids: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for part in _chunks(list(fids)):
+            marks = ",".join("?" * len(part))
+            out.update(self._all(f"SELECT fid, data FROM annotations WHERE fid IN ({marks})", part))
+        return out
+
+    def copy_to(self, target: Path) -> None:
+        """A consistent copy of the whole file (SQLite's backup API), to edit in place."""
+        dst = sqlite3.connect(target)
+        try:
+            with self._lock:
+                self._con.backup(dst)
+        finally:
+            dst.close()

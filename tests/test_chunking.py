@@ -97,3 +97,11 @@ def test_property_passages_cover_text_in_order(text: str, budget: int, overlap: 
         assert word_count([p.text])[0] <= budget or len(p.sentences) == 1
         assert all(rel.text[s.start : s.end] == s.text for s in p.sentences)
     assert [p.start for p in passages] == sorted(p.start for p in passages)
+
+
+def test_a_line_the_splitter_chokes_on_is_kept_whole() -> None:
+    """pysbd raises ValueError on '0\x1f0. 0' (found by the property test below)."""
+    text = "First line.\n0\x1f0. 0\nLast line."
+    sents = split_sentences(text, "r")
+    assert [s.text for s in sents] == ["First line.", "0\x1f0. 0", "Last line."]
+    assert all(text[s.start : s.end] == s.text for s in sents)

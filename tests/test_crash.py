@@ -135,7 +135,7 @@ def test_sigkill_at_random_moments_leaves_the_old_index_whole(corpora: Corpora, 
 KILL_AFTER = """
 import os, signal, sys
 import qa.index as qi
-module, name = {"faiss": (qi.faiss, "write_index"), "store": (qi, "write_store"),
+module, name = {"faiss": (qi.faiss, "write_index"), "store": (qi.Index, "_write_store"),
                 "rename": (os, "rename"), "link": (os, "symlink"), "swap": (os, "replace")}[sys.argv[1]]
 step = getattr(module, name)
 def step_then_die(*a, **k):

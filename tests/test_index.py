@@ -178,7 +178,9 @@ def test_failed_save_keeps_previous(
     def boom(*a, **k):  # type: ignore[no-untyped-def]
         raise OSError("disk full")
 
+    # a saved index edits a copy of its store; a fresh one writes it whole
     monkeypatch.setattr(qi, "write_store", boom)
+    monkeypatch.setattr(qi, "update_store", boom)
     index.remove([next(iter(index.releases))])
     with pytest.raises(OSError, match="disk full"):
         index.save(tmp_path / "idx")

@@ -433,7 +433,7 @@ def test_no_pickle_in_the_library() -> None:
             )
 
 
-def test_only_faiss_sqlite_and_json_are_written(
+def test_only_faiss_sqlite_json_and_plain_npy_are_written(
     corpus_dir: Path, tmp_path: Path, embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*a: object, **k: object) -> None:
@@ -447,12 +447,24 @@ def test_only_faiss_sqlite_and_json_are_written(
     Index.load(idx, embedder)
     assert sorted(p.name for p in idx.iterdir()) == [".lock", "current", "snapshots"]
     assert sorted(p.name for p in snap.iterdir()) == [
+        "bm25.data.npy",
+        "bm25.ids.npy",
+        "bm25.indices.npy",
+        "bm25.indptr.npy",
+        "bm25.json",
+        "bm25.params.json",
+        "bm25.vocab.json",
         "manifest.json",
         "passages.faiss",
         "sentences.faiss",
+        "stems.json",
         "store.sqlite",
+        "verified.json",
     ]
-    json.loads((snap / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("manifest.json", "bm25.json", "bm25.params.json", "bm25.vocab.json", "stems.json"):
+        json.loads((snap / name).read_text(encoding="utf-8"))
+    for npy in snap.glob("*.npy"):  # numeric arrays that load without pickle
+        assert np.load(npy, allow_pickle=False).dtype.kind in "iuf"
     with sqlite3.connect(snap / "store.sqlite") as con:
         assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     import faiss

@@ -1,0 +1,205 @@
+"""The saved index read on demand: BM25 and stem counts saved with it and grown without a
+rebuild, rows read from the store, saves that edit a copy, checksums not redone for
+files unchanged since they were verified."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import ChunkerSettings, HashingEmbedder, Index, QAIndexError, Retriever, make_release, read_releases
+from qa.lexical import BM25
+from qa.lexical import tokenize as bm25_tokens
+
+SETTINGS = ChunkerSettings(max_tokens=24)
+
+
+def _state(index: Index) -> tuple:
+    pids, sids = sorted(index.passages), sorted(index.sentences)
+    return (
+        sorted(index.releases.items()),
+        [(i, index.passages[i]) for i in pids],
+        [(i, index.sentences[i]) for i in sids],
+        sorted(index.annotations.items()),
+        index.passage_vectors.reconstruct_batch(np.array(pids, dtype=np.int64)).tobytes(),
+        index.sentence_vectors.reconstruct_batch(np.array(sids, dtype=np.int64)).tobytes(),
+    )
+
+
+def _searches(index: Index, embedder: HashingEmbedder, questions: list[str]) -> list:
+    r = Retriever(index, embedder)
+    return [
+        [(h.passage.id, round(h.score, 6)) for h in hits]
+        for mode in ("bm25", "hybrid")
+        for hits in r.search_batch(questions, mode=mode)
+    ]
+
+
+QUESTIONS = ["Who chaired the meeting in Geneva?", "How much was the hospital fined?", "cyber jobs Chicago"]
+EXTRA = make_release(
+    "The Widget Council met in Oslo on 3 May 2026. Ingrid Solberg chaired it.\n\nIt agreed on a widget standard.",
+    title="Widget Council statement",
+    path="extra/widgets.md",
+)
+
+
+@pytest.fixture
+def saved(corpus_dir: Path, embedder: HashingEmbedder, tmp_path: Path) -> Path:
+    Index.build(read_releases([corpus_dir]).releases, embedder, SETTINGS).save(tmp_path / "idx")
+    return tmp_path / "idx"
+
+
+def test_a_loaded_index_reads_rows_on_demand_and_answers_as_built(
+    corpus_dir: Path, embedder: HashingEmbedder, saved: Path
+) -> None:
+    built = Index.build(read_releases([corpus_dir]).releases, embedder, SETTINGS)
+    loaded = Index.load(saved)
+    assert not loaded.passages.added and len(loaded.passages.base) == len(built.passages)
+    assert _state(loaded) == _state(built)
+    assert _searches(loaded, embedder, QUESTIONS) == _searches(built, embedder, QUESTIONS)
+    assert loaded.stem_counts() == built.stem_counts()
+    for fid, p in loaded.passages.items():  # offsets round-trip through the store
+        assert loaded.releases[p.release_id].text[p.start : p.end] == p.text
+        assert all(p.start <= s.start and s.end <= p.end for s in p.sentences)
+        assert fid in loaded.passages
+
+
+def test_add_and_remove_after_load_then_save_equals_a_fresh_build(
+    corpus_dir: Path, embedder: HashingEmbedder, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 1.0)  # BM25 saved as base + changes: exact
+    loaded = Index.load(saved)
+    gone = next(r for r in loaded.releases.values() if r.path.endswith("beta.md"))
+    loaded.remove([gone.id])
+    loaded.add([EXTRA], embedder)
+    assert EXTRA.id in loaded.releases and gone.id not in loaded.releases
+    in_memory = (_state(loaded), _searches(loaded, embedder, QUESTIONS), loaded.stem_counts())
+    loaded.save(saved)
+    again = Index.load(saved)
+    assert (_state(again), _searches(again, embedder, QUESTIONS), again.stem_counts()) == in_memory
+    kept = [r for r in read_releases([corpus_dir]).releases if r.id != gone.id]
+    fresh = Index.build([*kept, EXTRA], embedder, SETTINGS)
+    assert _state(again) == _state(fresh)
+    # BM25 kept its base and scored the new passages by hand: the same passages as a rebuild
+    grown, rebuilt = Retriever(again, embedder), Retriever(fresh, embedder)
+    for q in [*QUESTIONS, "Who chaired the Widget Council in Oslo?"]:
+        assert {h.passage.id for h in grown.search(q, mode="bm25")} == {
+            h.passage.id for h in rebuilt.search(q, mode="bm25")
+        }
+    rb = Retriever(again, embedder)
+    hit = rb.search("Who chaired the Widget Council in Oslo?", mode="bm25")[0]
+    assert hit.release.id == EXTRA.id
+    assert all(h.release.id != gone.id for h in rb.search("hospital fined data breach", mode="bm25"))
+
+
+def test_bm25_grown_by_hand_ranks_like_a_rebuild() -> None:
+    docs = [
+        "ransomware ministers met in Geneva",
+        "the hospital was fined three million dollars",
+        "cyber jobs summit in Chicago",
+        "ministers agreed to share threat intelligence",
+        "apprentices trained by employers",
+        "a breach exposed patient records",
+    ]
+    grown = BM25(docs[:4], [10, 11, 12, 13])
+    grown.add([14, 15], docs[4:])
+    grown.remove([11])
+    rebuilt = BM25([d for i, d in enumerate(docs) if i != 1], [10, 12, 13, 14, 15])
+    for q in ["ministers Geneva", "patient records breach", "hospital fined", "employers apprentices"]:
+        g, r = grown.search([q], 5)[0], rebuilt.search([q], 5)[0]
+        assert [i for i, _ in g] == [i for i, _ in r], q
+        assert all(i != 11 for i, _ in g)
+    assert grown.search(["patient records"], 5, allowed={10, 12})[0] == []
+    with pytest.raises(ValueError, match="already in the BM25 index"):
+        grown.add([14], ["again"])
+    assert bm25_tokens(["Ministers"]) == [["minist"]]
+
+
+def test_bm25_is_saved_with_the_snapshot_and_rebuilt_when_stale(
+    embedder: HashingEmbedder, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = Index.load(saved)
+    assert not loaded.outdated and loaded._lexical is not None  # read from the snapshot, not built
+    assert loaded._lexical.stale == 0
+    loaded.add([EXTRA], embedder)
+    assert loaded._lexical.stale > 0
+    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 1.0)  # small change: saved as base + additions
+    loaded.save(saved)
+    again = Index.load(saved)
+    assert again._lexical is not None and set(again._lexical.added) == set(
+        again.ids_of_releases("passages", [EXTRA.id])
+    )
+    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 0.0)  # any change: rebuilt at save
+    again.save(saved)
+    third = Index.load(saved)
+    assert third._lexical is not None and not third._lexical.added and third._lexical.stale == 0
+
+    def ids(index: Index) -> list[list[str]]:
+        return [[h.passage.id for h in Retriever(index, embedder).search(q, mode="bm25")] for q in QUESTIONS]
+
+    assert ids(third) == ids(again)
+
+
+def test_an_index_saved_before_bm25_was_kept_is_upgraded_by_update_index(
+    corpus_dir: Path, embedder: HashingEmbedder, saved: Path
+) -> None:
+    from qa import update_index
+    from qa.index import STEMS, _manifest_checksum
+
+    snap = (saved / "current").resolve()
+    import json
+
+    for f in [*snap.glob("bm25.*"), snap / STEMS]:
+        f.unlink()
+    manifest = json.loads((snap / "manifest.json").read_text())
+    manifest["files"] = {k: v for k, v in manifest["files"].items() if (snap / k).exists()}
+    manifest.pop("checksum")
+    manifest["checksum"] = _manifest_checksum(manifest)
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    old = Index.load(saved)
+    assert old.outdated and old._lexical is None
+    before = _searches(old, embedder, QUESTIONS)  # builds BM25 from the store
+    report = update_index(saved, [corpus_dir], embedder=embedder, chunker=SETTINGS)
+    assert report.added == report.removed == 0
+    new = Index.load(saved)
+    assert not new.outdated and new._lexical is not None
+    assert _searches(new, embedder, QUESTIONS) == before
+
+
+def test_checksums_are_redone_only_for_changed_files(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import qa.index as qi
+
+    hashed: list[str] = []
+    real = qi._sha256
+    monkeypatch.setattr(qi, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    Index.load(saved)
+    assert hashed == []  # verified when written, unchanged since
+    store = (saved / "current").resolve() / "store.sqlite"
+    data = bytearray(store.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, new mtime: hashed again and refused
+    store.write_bytes(bytes(data))
+    st = store.stat()
+    os.utime(store, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    with pytest.raises(QAIndexError, match="store.sqlite does not match its checksum"):
+        Index.load(saved)
+    assert hashed == ["store.sqlite"]
+
+
+def test_a_saved_index_survives_its_snapshot_being_replaced(
+    embedder: HashingEmbedder, saved: Path, tmp_path: Path
+) -> None:
+    """A reader keeps answering from its snapshot after a writer swaps in a new one and
+    deletes the old folder: the store stays open, BM25 stays mapped."""
+    reader = Index.load(saved)
+    expected = _searches(reader, embedder, QUESTIONS)
+    writer = Index.load(saved)
+    writer.add([EXTRA], embedder)
+    writer.save(saved)
+    assert not reader.snapshot.exists()  # removed by the writer
+    reader._lexical = None  # force reading every passage from the (deleted) store
+    assert _searches(reader, embedder, QUESTIONS) == expected
+    shutil.rmtree(tmp_path / "idx")
