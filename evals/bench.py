@@ -37,7 +37,8 @@ from evals.bench_report import render
 from evals.bench_scale import base_index, sized_index
 from evals.bench_stats import summary
 from qa.embedding import SentenceTransformerEmbedder
-from qa.index import Index, passage_embedding_text
+from qa.index import IVF_FROM, Index, passage_embedding_text, vector_ids
+from qa.reader import reader_available
 
 logger = logging.getLogger("evals.bench")
 
@@ -48,18 +49,25 @@ def _load() -> list[float]:
     return list(os.getloadavg())
 
 
+def sentence_vectors(index_path: Path) -> np.ndarray:
+    """Every sentence vector of an index (flat or IVF), rows in id order."""
+    vectors = Index.load(index_path).sentence_vectors
+    return np.ascontiguousarray(vectors.reconstruct_batch(vector_ids(vectors)), dtype=np.float32)
+
+
 def export_passages(index_path: Path, cache: Path = CACHE) -> tuple[Path, Path]:
     """The index's passages as the dense encoder sees them, and their vectors, for the peers."""
     out = cache / "peers" / index_path.name
     texts, vecs = out / "passages.jsonl", out / "vectors.npy"
     if not vecs.is_file():
         index = Index.load(index_path)
-        fids = faiss.vector_to_array(index.passage_vectors.id_map)
-        all_vecs = index.passage_vectors.index.reconstruct_n(0, index.passage_vectors.ntotal)
+        fids = vector_ids(index.passage_vectors)
+        all_vecs = index.passage_vectors.reconstruct_batch(fids)
+        found = index.passages.get_many(fids.tolist())
         out.mkdir(parents=True, exist_ok=True)
         with texts.open("w", encoding="utf-8") as f:
             for fid in fids.tolist():
-                p = index.passages[fid]
+                p = found[fid]
                 text = passage_embedding_text(index.releases[p.release_id], p)
                 f.write(json.dumps({"fid": fid, "text": text}) + "\n")
         np.save(vecs, np.ascontiguousarray(all_vecs, dtype=np.float32))
@@ -106,6 +114,10 @@ def query_bench(
         try:
             logger.warning("size %s: starting workers", label)
             workers["ours"] = start("ours", index=path, passages=texts, vectors=None, logs=logs)
+            if reader_available():
+                workers["ours-neural"] = start(
+                    "ours-neural", index=path, passages=texts, vectors=None, logs=logs
+                )
             for peer in peers:
                 # peers embed the base corpus themselves (their build is timed); larger sizes get
                 # the same model's vectors so only their query path is measured
@@ -148,6 +160,11 @@ def query_bench(
         res["ann"] = bench_ann.compare(vectors, qv)
         if label != "1k":
             res["ann_near_duplicates"] = bench_ann.compare(bench_ann.near_duplicates(vectors), qv)
+        svecs = sentence_vectors(path)
+        if len(svecs) >= IVF_FROM:  # where the index itself switched to IVF
+            res["ivf_sentences"] = bench_ann.ivf_check(svecs, qv)
+            res["ivf_sentences_near_duplicates"] = bench_ann.ivf_check(bench_ann.near_duplicates(svecs), qv)
+        del svecs
         out[label] = res
     return out
 

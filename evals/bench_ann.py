@@ -1,4 +1,7 @@
-"""Lever 2, measured only: exact flat search against HNSW on the index's own passage vectors.
+"""Lever 2: exact flat search against HNSW and IVF on the index's own vectors.
+
+IVF is what the index adopts from ``qa.index.IVF_FROM`` vectors (``qa.index.sized``);
+HNSW is measured only.
 
 Recall@10 counts an HNSW hit as right when its exact score reaches the exact 10th score, so
 republished copies (identical vectors, tied scores) do not count as misses.
@@ -13,6 +16,7 @@ import faiss
 import numpy as np
 
 from evals.bench_stats import summary
+from qa.index import IVF_FROM, sized
 
 
 def near_duplicates(vectors: np.ndarray, spread: float = 0.2, seed: int = 7) -> np.ndarray:
@@ -69,8 +73,38 @@ def compare(
     for e in ef:
         hnsw.hnsw.efSearch = e
         ms, ids = _timed_search(hnsw, queries, k)
-        # exact scores of what HNSW returned, against the exact k-th score
-        scores = np.einsum("qd,qkd->qk", queries, vectors[np.clip(ids, 0, None)])
-        good = (scores >= kth[:, None] - 1e-5) & (ids >= 0)
-        out["hnsw"][str(e)] = {"ms": summary(ms), "recall_at_10": float(good.mean())}
+        out["hnsw"][str(e)] = {"ms": summary(ms), "recall_at_10": _recall(vectors, queries, ids, kth)}
+    del hnsw
+    if len(vectors) >= IVF_FROM:
+        out["ivf"] = ivf_check(vectors, queries, k=k)
+    return out
+
+
+def _recall(vectors: np.ndarray, queries: np.ndarray, ids: np.ndarray, kth: np.ndarray) -> float:
+    """Share of returned ids whose exact score reaches the exact k-th score (ties count)."""
+    scores = np.einsum("qd,qkd->qk", queries, vectors[np.clip(ids, 0, None)])
+    return float(((scores >= kth[:, None] - 1e-5) & (ids >= 0)).mean())
+
+
+def ivf_check(vectors: np.ndarray, queries: np.ndarray, *, k: int = 10) -> dict[str, Any]:
+    """The IVF index exactly as the library builds it (rows as ids), at its own nprobe and
+    at a quarter and a half of it: training time, latency and recall@k against exact."""
+    d = vectors.shape[1]
+    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(d))
+    flat.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    exact, _ = flat.search(queries, k)
+    t = time.perf_counter()
+    ivf = sized(flat)
+    out: dict[str, Any] = {"n": len(vectors), "train_s": time.perf_counter() - t, "nlist": ivf.nlist}
+    shipped = ivf.nprobe
+    out["nprobe"] = shipped
+    out["runs"] = {}
+    for nprobe in sorted({max(1, shipped // 4), max(1, shipped // 2), shipped}):
+        ivf.nprobe = nprobe
+        ms, ids = _timed_search(ivf, queries, k)
+        out["runs"][str(nprobe)] = {
+            "ms": summary(ms),
+            "recall_at_10": _recall(vectors, queries, ids, exact[:, -1]),
+        }
+    ivf.nprobe = shipped
     return out

@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from qa.chunking import Chunker, ChunkerSettings
-from qa.index import Index, sentence_key, vector_id
+from qa.index import Index, sentence_key, vector_id, vector_ids
 from qa.types import Passage, Release, Sentence, content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,9 +149,9 @@ def question_set(squad_questions: Sequence[str], n: int) -> list[str]:
     return out[:n]
 
 
-def _vectors(index: faiss.IndexIDMap2) -> dict[int, np.ndarray]:
-    ids = faiss.vector_to_array(index.id_map)
-    vecs = index.index.reconstruct_n(0, index.ntotal)
+def _vectors(index: faiss.Index) -> dict[int, np.ndarray]:
+    ids = vector_ids(index)
+    vecs = index.reconstruct_batch(ids)
     return dict(zip(ids.tolist(), vecs, strict=True))
 
 

@@ -116,8 +116,9 @@ def start(system: str, *, index: Path, passages: Path, vectors: Path | None, log
     """Start ``system``'s worker for one corpus size."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{system}-{index.name}.log"
-    if system == "ours":
-        argv = [PY, "-m", "evals.bench_worker", "ours", "--index", str(index)]
+    if system in ("ours", "ours-neural"):
+        reader = "neural" if system == "ours-neural" else "features"
+        argv = [PY, "-m", "evals.bench_worker", "ours", "--index", str(index), "--reader", reader]
     elif system == "bm25s":
         argv = [PY, "-m", "evals.bench_worker", "bm25s", "--passages", str(passages)]
     else:

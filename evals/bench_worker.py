@@ -41,14 +41,14 @@ def _wrap(owner: Any, name: str, sink: dict[str, float]) -> None:
     setattr(owner, name, wrapper)
 
 
-def ours(index: str) -> tuple[dict[str, Any], dict[str, Handler]]:
+def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str, Handler]]:
     t_import = time.perf_counter()
     from qa import Assistant, make_release
     from qa.embedding import SentenceTransformerEmbedder
 
     t_load = time.perf_counter()
     emb = SentenceTransformerEmbedder()
-    assistant = Assistant.load(index, emb)
+    assistant = Assistant.load(index, emb, reader=reader)
     t_model = time.perf_counter()
     emb.encode(["warm up the encoder"])
     t_first = time.perf_counter()
@@ -148,10 +148,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("system", choices=["ours", "bm25s"])
     p.add_argument("--index")
+    p.add_argument("--reader", default="features", choices=["features", "neural"])
     p.add_argument("--passages")
     args = p.parse_args()
     out = take_stdout()
-    ready, handlers = ours(args.index) if args.system == "ours" else bm25s_alone(args.passages)
+    ready, handlers = ours(args.index, args.reader) if args.system == "ours" else bm25s_alone(args.passages)
     serve(ready, handlers, out)
 
 

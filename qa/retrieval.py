@@ -12,7 +12,7 @@ import faiss
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.index import Index
+from qa.index import Index, search_params
 from qa.lexical import BM25
 from qa.types import Hit, Release
 
@@ -127,7 +127,7 @@ class Retriever:
             pids = np.array(self.index.ids_of_releases("passages", allowed), dtype=np.int64)
             if len(pids) == 0:
                 return [[] for _ in range(len(vectors))]
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(pids))
+            params = search_params(self.index.passage_vectors, faiss.IDSelectorBatch(pids))
             n = len(pids)
         scores, ids = self.index.passage_vectors.search(
             np.ascontiguousarray(vectors, dtype=np.float32), min(k, n), params=params
@@ -153,7 +153,7 @@ class Retriever:
             sids = np.array(self.index.ids_of_releases("sentences", allowed), dtype=np.int64)
             if len(sids) == 0:
                 return [[] for _ in range(len(vectors))]
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(sids))
+            params = search_params(self.index.sentence_vectors, faiss.IDSelectorBatch(sids))
             n = len(sids)
         scores, ids = self.index.sentence_vectors.search(
             np.ascontiguousarray(vectors, dtype=np.float32), min(2 * k, n), params=params

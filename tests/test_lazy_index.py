@@ -203,3 +203,51 @@ def test_a_saved_index_survives_its_snapshot_being_replaced(
     reader._lexical = None  # force reading every passage from the (deleted) store
     assert _searches(reader, embedder, QUESTIONS) == expected
     shutil.rmtree(tmp_path / "idx")
+
+
+def test_a_large_index_switches_to_ivf_and_keeps_every_operation(
+    embedder: HashingEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From IVF_FROM vectors a save trains an IVF index: search finds what exact search
+    finds, filters, add, remove and reconstruct still work, and it loads back as IVF."""
+    import faiss
+
+    from qa import Filters
+    from qa.index import vector_ids
+
+    monkeypatch.setattr("qa.index.IVF_FROM", 150)
+    releases = [
+        make_release(
+            f"Statement {i} on topic {i % 7}. The {['port', 'grid', 'bank', 'school'][i % 4]} "
+            f"office number {i} reported {i * 3} incidents in district {i % 11}.",
+            title=f"Statement {i}",
+            path=f"s/{i}.md",
+            source="Agency A" if i % 2 else "Agency B",
+        )
+        for i in range(160)
+    ]
+    index = Index.build(releases, embedder, SETTINGS)
+    exact = Retriever(index, embedder)
+    questions = ["incidents in district 3 at the grid office", "Statement 42 on topic 0", "bank office 17"]
+    want = [[h.passage.id for h in hits] for hits in exact.search_batch(questions, mode="dense")]
+    ids_before = vector_ids(index.passage_vectors)
+    index.save(tmp_path / "idx")
+    assert isinstance(index.passage_vectors, faiss.IndexIVF)
+    assert (vector_ids(index.passage_vectors) == ids_before).all()
+    loaded = Index.load(tmp_path / "idx")
+    assert isinstance(loaded.passage_vectors, faiss.IndexIVF) and not loaded.outdated
+    ivf = Retriever(loaded, embedder)
+    got = [[h.passage.id for h in hits] for hits in ivf.search_batch(questions, mode="dense")]
+    top1 = sum(g[0] == w[0] for g, w in zip(got, want, strict=True))
+    assert top1 == len(questions)
+    only_b = Filters(sources=("Agency B",))
+    assert all(h.release.source == "Agency B" for h in ivf.search("office incidents", filters=only_b))
+    gone = releases[42]
+    loaded.remove([gone.id])
+    loaded.add([EXTRA], embedder)
+    hits = ivf.search("Who chaired the Widget Council in Oslo?", mode="dense")
+    assert hits[0].release.id == EXTRA.id
+    assert all(h.release.id != gone.id for h in ivf.search("Statement 42 on topic 0", mode="hybrid"))
+    sents = loaded.sentences_of(EXTRA.id)
+    assert [s.text for s in sents] == [EXTRA.text[s.start : s.end] for s in sents] and len(sents) == 3
+    assert np.allclose(loaded.sentence_vectors_of(sents), embedder.encode([s.text for s in sents]), atol=1e-6)
