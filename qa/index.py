@@ -169,19 +169,28 @@ T = TypeVar("T")
 
 
 class Table(MutableMapping[int, T], Generic[T]):
-    """Rows by vector id: those in the snapshot's store read on demand (``base``), those
-    added since held in memory (``added``). Deleting a stored row only forgets its id."""
+    """Rows by vector id: those in the snapshot's store read on demand, those added since
+    held in memory (``added``). Deleting a stored row only records its id (``removed``).
 
-    def __init__(self, fetch: Callable[[Sequence[int]], dict[int, T]], base: Iterable[int] = ()):
+    Stored ids are one sorted int64 array (8 bytes an id, not the ~90 of a dict entry:
+    at 100k passages, 70 MB less for sentences and annotations)."""
+
+    def __init__(self, fetch: Callable[[Sequence[int]], dict[int, T]], stored: Iterable[int] = ()):
         self._fetch = fetch
-        self.base: dict[int, None] = dict.fromkeys(base)
+        ids = stored if isinstance(stored, np.ndarray) else np.fromiter(stored, dtype=np.int64)
+        self._stored = np.unique(ids.astype(np.int64, copy=False))
         self.added: dict[int, T] = {}
         self.removed: set[int] = set()
+
+    def stored(self, fid: int) -> bool:
+        """Whether ``fid`` is a row of the store not removed since."""
+        i = int(np.searchsorted(self._stored, fid))
+        return i < len(self._stored) and int(self._stored[i]) == fid and fid not in self.removed
 
     def __getitem__(self, fid: int) -> T:
         if fid in self.added:
             return self.added[fid]
-        if fid in self.base:
+        if self.stored(fid):
             return self._fetch([fid])[fid]
         raise KeyError(fid)
 
@@ -192,39 +201,42 @@ class Table(MutableMapping[int, T], Generic[T]):
         for fid in fids:
             if fid in self.added:
                 out[fid] = self.added[fid]
-            elif fid in self.base:
+            elif self.stored(fid):
                 stored.append(fid)
         if stored:
             out.update(self._fetch(stored))
         return out
 
     def __setitem__(self, fid: int, value: T) -> None:
-        if fid in self.base:
+        if self.stored(fid):
             raise KeyError(f"id {fid} is already stored")
         self.added[fid] = value
 
     def __delitem__(self, fid: int) -> None:
         if fid in self.added:
             del self.added[fid]
-        elif fid in self.base:
-            del self.base[fid]
+        elif self.stored(fid):
             self.removed.add(fid)
         else:
             raise KeyError(fid)
 
     def __contains__(self, fid: object) -> bool:
-        return fid in self.added or fid in self.base
+        return fid in self.added or (isinstance(fid, int | np.integer) and self.stored(int(fid)))
+
+    def _stored_ids(self) -> list[int]:
+        ids = self._stored.tolist()
+        return [f for f in ids if f not in self.removed] if self.removed else ids
 
     def __iter__(self) -> Iterator[int]:
-        yield from list(self.base)
+        yield from self._stored_ids()
         yield from list(self.added)
 
     def __len__(self) -> int:
-        return len(self.base) + len(self.added)
+        return len(self._stored) - len(self.removed) + len(self.added)
 
     def items(self, batch: int = 2000) -> Iterator[tuple[int, T]]:  # type: ignore[override]
         """Every row, read from the store in batches (slow on a large index: not for queries)."""
-        ids = list(self.base)
+        ids = self._stored_ids()
         for i in range(0, len(ids), batch):
             got = self._fetch(ids[i : i + batch])
             yield from ((fid, got[fid]) for fid in ids[i : i + batch])
@@ -342,7 +354,7 @@ class Index:
         """Read passages, sentences and annotations from ``store`` (None: none stored)."""
         self._store = store
         self._stored_releases = dict(self.releases) if store is not None else {}
-        fids = (lambda t: store.fids(t).tolist()) if store is not None else (lambda t: [])
+        fids = store.fids if store is not None else (lambda t: np.zeros(0, dtype=np.int64))
         self.passages: Table[Passage] = Table(self._fetch_passages, fids("passages"))
         self.sentences: Table[Sentence] = Table(self._fetch_sentences, fids("sentences"))
         self.annotations: Table[str] = Table(
@@ -374,9 +386,9 @@ class Index:
         """Vector ids of the passages (``table="passages"``) or sentences of some releases."""
         rids = set(release_ids)
         rows: Table[Any] = self.passages if table == "passages" else self.sentences
-        out = [fid for fid, x in rows.added.items() if x.release_id in rids]
+        out = [fid for fid, x in list(rows.added.items()) if x.release_id in rids]
         if self._store is not None:
-            out += [f for f in self._store.fids_of_releases(table, sorted(rids)) if f in rows.base]
+            out += [f for f in self._store.fids_of_releases(table, sorted(rids)) if rows.stored(f)]
         return out
 
     def sentences_of(self, release_id: str, start: int = 0, end: int | None = None) -> list[Sentence]:
@@ -392,12 +404,12 @@ class Index:
         sents = self.sentences.get_many(sentence_ids)
         rids = {s.release_id for s in sents.values()}
         spans: dict[str, list[tuple[int, int, int]]] = {rid: [] for rid in rids}
-        for fid, p in self.passages.added.items():
+        for fid, p in list(self.passages.added.items()):
             if p.release_id in rids:
                 spans[p.release_id].append((p.start, fid, p.end))
         if self._store is not None:
             for rid, fid, a, b in self._store.passage_spans(sorted(rids)):
-                if fid in self.passages.base:
+                if self.passages.stored(fid):
                     spans[rid].append((a, fid, b))
         out: dict[int, list[int]] = {}
         for sid, s in sents.items():
@@ -773,13 +785,13 @@ class Index:
             svec = faiss.read_index(str(snap / "sentences.faiss"))
             store = Store(snap / "store.sqlite")
             releases = store.releases()
-            pids, sids = store.fids("passages"), store.fids("sentences")
+            n_passages, n_sentences = store.count("passages"), store.count("sentences")
         except Exception as e:
             raise QAIndexError(
                 f"index at {root} is damaged ({type(e).__name__}: {e}); "
                 f"rebuild it with: release-qa index <folders> --index {root}"
             ) from None
-        counts = (len(releases), pvec.ntotal, len(pids), svec.ntotal, len(sids))
+        counts = (len(releases), pvec.ntotal, n_passages, svec.ntotal, n_sentences)
         want = (
             manifest.releases,
             manifest.passages,

@@ -151,7 +151,7 @@ class BM25:
             return []
         n = len(self.ids) + len(self.added)
         out: list[tuple[int, float]] = []
-        for fid, counts in self.added.items():
+        for fid, counts in list(self.added.items()):  # a snapshot: add() may run meanwhile
             if allowed is not None and fid not in allowed:
                 continue
             dl = max(1, sum(counts.values()))

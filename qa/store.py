@@ -163,12 +163,18 @@ class Store:
             )
         return out
 
-    def fids(self, table: str) -> np.ndarray:
-        """Every vector id of ``passages`` or ``sentences``, in rowid order."""
+    def count(self, table: str) -> int:
         if table not in ("passages", "sentences", "annotations"):
             raise ValueError(f"no table {table!r}")
-        rows = self._all(f"SELECT fid FROM {table} ORDER BY rowid")
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return int(self._all(f"SELECT count(*) FROM {table}")[0][0])
+
+    def fids(self, table: str) -> np.ndarray:
+        """Every vector id of ``passages``, ``sentences`` or ``annotations``, sorted."""
+        if table not in ("passages", "sentences", "annotations"):
+            raise ValueError(f"no table {table!r}")
+        with self._lock:
+            cur = self._con.execute(f"SELECT fid FROM {table} ORDER BY fid")
+            return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def fids_of_releases(self, table: str, release_ids: Sequence[str]) -> list[int]:
         if table not in ("passages", "sentences"):

@@ -58,7 +58,8 @@ def test_a_loaded_index_reads_rows_on_demand_and_answers_as_built(
 ) -> None:
     built = Index.build(read_releases([corpus_dir]).releases, embedder, SETTINGS)
     loaded = Index.load(saved)
-    assert not loaded.passages.added and len(loaded.passages.base) == len(built.passages)
+    assert not loaded.passages.added and len(loaded.passages) == len(built.passages)
+    assert all(loaded.passages.stored(fid) for fid in built.passages)
     assert _state(loaded) == _state(built)
     assert _searches(loaded, embedder, QUESTIONS) == _searches(built, embedder, QUESTIONS)
     assert loaded.stem_counts() == built.stem_counts()
@@ -251,3 +252,45 @@ def test_a_large_index_switches_to_ivf_and_keeps_every_operation(
     sents = loaded.sentences_of(EXTRA.id)
     assert [s.text for s in sents] == [EXTRA.text[s.start : s.end] for s in sents] and len(sents) == 3
     assert np.allclose(loaded.sentence_vectors_of(sents), embedder.encode([s.text for s in sents]), atol=1e-6)
+
+
+def test_questions_asked_while_releases_are_added_all_get_answers(
+    embedder: HashingEmbedder, saved: Path
+) -> None:
+    """The chat answers from worker threads while an upload adds releases: searches must
+    never see the index half-changed (a dict changing size under an iteration)."""
+    import threading
+
+    from qa import Assistant
+
+    assistant = Assistant.load(saved, embedder, reader="features")
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                for q in QUESTIONS:
+                    assistant.ask(q)
+            except BaseException as e:
+                errors.append(e)
+                return
+
+    askers = [threading.Thread(target=ask) for _ in range(3)]
+    for t in askers:
+        t.start()
+    try:
+        for i in range(30):
+            rel = make_release(
+                f"Bulletin {i}: the Widget Council met {i} times in Oslo.",
+                title=f"Bulletin {i}",
+                path=f"b/{i}.md",
+            )
+            assistant.add_releases([rel], save=False)
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+    assert errors == []
+    assert len(assistant.index.lexical().added) == 30
+    assert assistant.retriever.search("Bulletin 29", mode="bm25")[0].release.title == "Bulletin 29"
