@@ -15,8 +15,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from qa.types import Passage, Release, Sentence
 
 SCHEMA = """
@@ -167,14 +165,6 @@ class Store:
         if table not in ("passages", "sentences", "annotations"):
             raise ValueError(f"no table {table!r}")
         return int(self._all(f"SELECT count(*) FROM {table}")[0][0])
-
-    def fids(self, table: str) -> np.ndarray:
-        """Every vector id of ``passages``, ``sentences`` or ``annotations``, sorted."""
-        if table not in ("passages", "sentences", "annotations"):
-            raise ValueError(f"no table {table!r}")
-        with self._lock:
-            cur = self._con.execute(f"SELECT fid FROM {table} ORDER BY fid")
-            return np.fromiter((r[0] for r in cur), dtype=np.int64)
 
     def fids_of_releases(self, table: str, release_ids: Sequence[str]) -> list[int]:
         if table not in ("passages", "sentences"):
