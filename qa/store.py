@@ -203,12 +203,6 @@ class Store:
                 out[fid] = (pid, rid, start, end)
         return out
 
-    def passages_of(self, release_id: str) -> list[tuple[int, int, int]]:
-        """(fid, start, end) of a release's passages in text order."""
-        return self._all(
-            'SELECT fid, start, "end" FROM passages WHERE release_id = ? ORDER BY start, fid', (release_id,)
-        )
-
     def passage_spans(self, release_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
         """(release id, fid, start, end) of the passages of some releases."""
         out: list[tuple[str, int, int, int]] = []
