@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,7 +102,6 @@ class Retriever:
         self.mode = _check_mode(mode)
         self.depth = _check_k(depth)
         self.rrf_k = rrf_k
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ parts
 

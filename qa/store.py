@@ -137,9 +137,6 @@ class Store:
         self._con.execute("SELECT count(*) FROM releases").fetchone()  # fail now if unreadable
         self._lock = threading.Lock()
 
-    def close(self) -> None:
-        self._con.close()
-
     def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:  # type: ignore[type-arg]
         with self._lock:
             return self._con.execute(sql, args).fetchall()
