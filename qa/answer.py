@@ -33,6 +33,7 @@ from qa.features import (
     model_from_dict,
     sentence_features,
     span_features,
+    span_features_many,
     years,
 )
 from qa.index import Index
@@ -205,7 +206,7 @@ class Answerer:
         """Span scores of every sentence's candidates, in one model call for all of them."""
         if self.models is None:
             return [_fallback_span(q, t, a) for t, a in zip(texts, anns, strict=True)]
-        feats = [span_features(q, t, a) for t, a in zip(texts, anns, strict=True)]
+        feats = span_features_many(q, texts, anns)
         sizes = [len(f) for f in feats]
         if not sum(sizes):
             return [np.zeros(0, dtype=np.float32) for _ in feats]

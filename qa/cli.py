@@ -140,6 +140,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         dev_questions=args.dev_questions,
         seed=args.seed,
         threads=args.threads,
+        skip_windows=args.skip_windows,
     )
     meta = train_reader(cfg)
     print(json.dumps({k: meta[k] for k in ("steps", "windows_seen", "seconds", "history")}, indent=2))
@@ -260,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-questions", type=int, default=300)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--skip-windows",
+        type=int,
+        default=0,
+        help="skip this many windows of the seeded order (continue a --base run on unseen data)",
+    )
     p.set_defaults(func=cmd_train_reader)
 
     from qa.reader import READER_PATH

@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,7 @@ STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[.'’-][A-Za-z0-9]+)*")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_DIGIT = re.compile(r"[0-9]")
 
 
 @functools.lru_cache(maxsize=1)
@@ -307,57 +308,113 @@ HEAD_PREPS = ("", "by", "of", "in", "on", "at", "to", "from", "for", "with", "as
 question type it says much about the role the candidate plays."""
 
 
+_DEP_CODE = {d: i for i, d in enumerate(DEPS)}
+_PREP_CODE = {p: i for i, p in enumerate(HEAD_PREPS)}
+_GROUP_CODE = {g: i for i, g in enumerate(LABEL_GROUPS)}
+
+
+@functools.lru_cache(maxsize=65536)
+def _span_stems(text: str) -> tuple[str, ...]:
+    """A candidate's content stems: the same popular sentences come back question after question."""
+    return tuple(content_stems(text))
+
+
 def span_features(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
     """One row per candidate of the sentence (categorical ones as small integer codes)."""
-    cands = ann.candidates
-    out = np.zeros((len(cands), len(SPAN_FEATURES)), dtype=np.float32)
-    if not cands:
-        return out
-    tok_stems = [stem(t[2]) for t in ann.tokens]
-    matched = [i for i, s in enumerate(tok_stems) if s in q.stems]
-    first_match = matched[0] if matched else None
-    expected = EXPECTED.get(q.qtype, frozenset())
-    n_tok = max(1, len(ann.tokens))
-    qcode = float(QTYPES.index(q.qtype))
-    typed = [(c.start, c.end) for c in cands if c.kind == "ent" and label_group(c) in expected]
-    for row, c in enumerate(cands):
-        text = sentence_text[c.start : c.end]
-        c_stems = [stem(w) for w in words(text) if w not in STOPWORDS]
-        n = c.tok_end - c.tok_start
-        in_q = sum(1 for w in c_stems if w in q.stems)
-        outside = [m for m in matched if not c.tok_start <= m < c.tok_end]
-        if outside:
-            gaps = [c.tok_start - m if m < c.tok_start else m - (c.tok_end - 1) for m in outside]
-            dist = min(gaps)
-            near = sum(1 for g in gaps if g <= 3)
-        else:
-            dist, near = (0 if matched else 30), 0
-        group = label_group(c)
-        f = out[row]
-        f[0] = n
-        f[1] = math.log(1 + n)
-        f[2] = in_q / len(c_stems) if c_stems else 1.0
-        f[3] = float(bool(c_stems) and in_q == len(c_stems))
-        f[4] = min(dist, 30)
-        f[5] = float(not matched)
-        f[6] = float(first_match is not None and c.tok_start > first_match)
-        f[7] = near
-        f[8] = float(any(m in outside for m in (c.tok_start - 1, c.tok_start - 2)))
-        f[9] = c.tok_start / n_tok
-        f[10] = float(stem(c.head) in q.stems)
-        f[11] = float(q.focus is not None and q.focus in c_stems)
-        f[12] = float(q.focus is not None and bool(c_stems) and c_stems[-1] == q.focus)
-        f[13] = float(any(ch.isdigit() for ch in text))
-        f[14] = float(text[:1].isupper())
-        f[15] = float(group in expected)
-        f[16] = DEPS.index(c.dep if c.dep in DEPS else "other")
-        f[17] = qcode
-        f[18] = LABEL_GROUPS.index(group)
-        f[19] = float(c.kind == "ent")
-        f[20] = min(len(typed), 5)
-        f[21] = float(any(a < c.end and c.start < b for a, b in typed))
-        f[22] = HEAD_PREPS.index(c.head) if c.head in HEAD_PREPS else 0
+    return span_features_many(q, [sentence_text], [ann])[0]
+
+
+def _digit_positions(text: str) -> list[int]:
+    if text.isascii():
+        return [m.start() for m in _DIGIT.finditer(text)]
+    return [i for i, ch in enumerate(text) if ch.isdigit()]
+
+
+def _padded(rows: list[list[int]], fill: int = -1) -> np.ndarray:
+    out = np.full((len(rows), max((len(r) for r in rows), default=0)), fill, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
     return out
+
+
+def span_features_many(q: Question, texts: Sequence[str], anns: Sequence[Annotation]) -> list[np.ndarray]:
+    """``span_features`` of many sentences in one pass: a question reads about 600 candidates
+    in 25 sentences, so positions are compared as (candidates x matched tokens) arrays rather
+    than in per-pair Python loops, and numpy is called once per question, not per sentence."""
+    sizes = [len(a.candidates) for a in anns]
+    k = sum(sizes)
+    out = np.zeros((k, len(SPAN_FEATURES)), dtype=np.float32)
+    if not k:
+        return np.split(out, np.cumsum(sizes)[:-1]) if sizes else []
+    qs = q.stems
+    expected = EXPECTED.get(q.qtype, frozenset())
+    sent = np.repeat(np.arange(len(anns)), sizes)
+    cands = [c for a in anns for c in a.candidates]
+    ts = np.asarray([c.tok_start for c in cands], dtype=np.int64)
+    te = np.asarray([c.tok_end for c in cands], dtype=np.int64)
+    cs = np.asarray([c.start for c in cands], dtype=np.int64)
+    ce = np.asarray([c.end for c in cands], dtype=np.int64)
+    groups = [label_group(c) for c in cands]
+    is_ent = np.asarray([c.kind == "ent" for c in cands])
+    in_expected = np.asarray([g in expected for g in groups])
+    typed = is_ent & in_expected
+    spans = [t[c.start : c.end] for t, a in zip(texts, anns, strict=True) for c in a.candidates]
+    stems = [_span_stems(t) for t in spans]
+    n_stems = np.asarray([len(st) for st in stems], dtype=np.float32)
+    in_q = np.asarray([sum(w in qs for w in st) for st in stems], dtype=np.float32)
+
+    n = (te - ts).astype(np.float32)
+    out[:, 0] = n
+    out[:, 1] = np.log1p(n.astype(np.float64))
+    out[:, 2] = np.divide(in_q, n_stems, out=np.ones(k, np.float32), where=n_stems > 0)
+    out[:, 3] = (n_stems > 0) & (in_q == n_stems)
+    # Question words matched in each candidate's sentence, padded with -1.
+    matched = _padded([[i for i, t in enumerate(a.tokens) if stem(t[2]) in qs] for a in anns])
+    if matched.shape[1]:
+        m = matched[sent]
+        valid = m >= 0
+        before = valid & (m < ts[:, None])
+        outside = before | (valid & (m >= te[:, None]))
+        gaps = np.where(before, ts[:, None] - m, m - (te[:, None] - 1))
+        nearest = np.where(outside, gaps, np.iinfo(np.int64).max).min(axis=1)
+        has_match = valid[:, 0]
+        out[:, 4] = np.where(has_match, np.minimum(np.where(outside.any(axis=1), nearest, 0), 30), 30)
+        out[:, 5] = ~has_match
+        out[:, 6] = has_match & (ts > m[:, 0])
+        out[:, 7] = (outside & (gaps <= 3)).sum(axis=1)
+        out[:, 8] = (valid & ((m == ts[:, None] - 1) | (m == ts[:, None] - 2))).any(axis=1)
+    else:
+        out[:, 4] = 30
+        out[:, 5] = 1.0
+    n_tok = np.asarray([max(1, len(a.tokens)) for a in anns], dtype=np.float64)
+    out[:, 9] = ts / n_tok[sent]
+    out[:, 10] = [stem(c.head) in qs for c in cands]
+    if q.focus is not None:
+        out[:, 11] = [q.focus in st for st in stems]
+        out[:, 12] = [bool(st) and st[-1] == q.focus for st in stems]
+    # Digits: positions in all sentences laid end to end, counted inside each span.
+    base = np.concatenate([[0], np.cumsum([len(t) for t in texts])[:-1]])
+    digits = np.asarray([b + i for b, t in zip(base, texts, strict=True) for i in _digit_positions(t)])
+    gs, ge = cs + base[sent], ce + base[sent]
+    out[:, 13] = np.searchsorted(digits, ge) > np.searchsorted(digits, gs)
+    out[:, 14] = [t[:1].isupper() for t in spans]
+    out[:, 15] = in_expected
+    out[:, 16] = [_DEP_CODE.get(c.dep, _DEP_CODE["other"]) for c in cands]
+    out[:, 17] = QTYPES.index(q.qtype)
+    out[:, 18] = [_GROUP_CODE[g] for g in groups]
+    out[:, 19] = is_ent
+    n_typed = np.bincount(sent, weights=typed, minlength=len(anns))
+    out[:, 20] = np.minimum(n_typed[sent], 5)
+    if typed.any():
+        # Typed entities of each candidate's sentence as (start, end) char spans, padded.
+        where = np.nonzero(typed)[0]
+        per = np.split(where, np.searchsorted(sent[where], np.arange(1, len(anns))))
+        idx = _padded([p.tolist() for p in per])[sent]
+        ok = idx >= 0
+        ta, tb = cs[idx], ce[idx]
+        out[:, 21] = (ok & (ta < ce[:, None]) & (cs[:, None] < tb)).any(axis=1)
+    out[:, 22] = [_PREP_CODE.get(c.head, 0) for c in cands]
+    return np.split(out, np.cumsum(sizes)[:-1])
 
 
 # ---------------------------------------------------------------- models
@@ -398,6 +455,74 @@ class LinearModel:
         return cls(feats, arr("coef"), float(d["intercept"]), arr("mean"), arr("scale"))  # type: ignore[arg-type]
 
 
+def _number_leaves(m: TreeModel, tree: int, values: np.ndarray) -> list[tuple[int, float, int]]:
+    """Number tree ``tree``'s leaves left to right (their values into ``values``); return its
+    splits as (feature, threshold, bits of the leaves kept when the split is failed)."""
+    splits: list[tuple[int, float, int]] = []
+    count = 0
+
+    def walk(node: int) -> tuple[int, int]:
+        """The bit range [lo, hi) of the leaves under ``node``."""
+        nonlocal count
+        if m.leaf[tree, node]:
+            if count == 64:
+                raise ValueError("a tree with more than 64 leaves; retrain with fewer")
+            values[count] = m.value[tree, node]
+            count += 1
+            return count - 1, count
+        lo, mid = walk(int(m.left[tree, node]))
+        _, hi = walk(int(m.right[tree, node]))
+        left_bits = ((1 << mid) - 1) ^ ((1 << lo) - 1)
+        splits.append((int(m.feature[tree, node]), float(m.threshold[tree, node]), ~left_bits & (2**64 - 1)))
+        return lo, hi
+
+    walk(0)
+    return splits
+
+
+@dataclass(frozen=True, slots=True)
+class _BitmaskScorer:
+    """Trees scored without walking them (QuickScorer, Lucchese et al. 2015): each tree's leaves
+    are numbered left to right and each split carries the bitmask of the leaves left of it; a
+    row's leaf is the lowest bit left after AND-ing the masks of the splits it fails. All tests
+    of all trees are one comparison, so a question's ~600 candidates x 150 trees cost a few
+    array passes instead of a gather per tree level."""
+
+    feature: np.ndarray  # (splits,) int64: all trees' splits, padded per tree to the same count
+    threshold: np.ndarray  # (splits,) float32
+    mask: np.ndarray  # (trees, splits per tree) uint16/32/64: leaves kept when the split is failed
+    values: np.ndarray  # (trees, 64) float32: leaf values, left to right
+
+    @classmethod
+    def of(cls, m: TreeModel) -> _BitmaskScorer:
+        n_trees = len(m.feature)
+        values = np.zeros((n_trees, 64), dtype=np.float32)
+        splits = [_number_leaves(m, t, values[t]) for t in range(n_trees)]
+        width = max(1, max(len(s) for s in splits))
+        most = max(len(s) + 1 for s in splits)  # leaves of the largest tree
+        dtype = np.uint16 if most <= 16 else np.uint32 if most <= 32 else np.uint64
+        full = int(np.iinfo(dtype).max)
+        feature = np.zeros((n_trees, width), dtype=np.int64)
+        threshold = np.full((n_trees, width), np.inf, dtype=np.float32)  # padding always passes
+        mask = np.full((n_trees, width), full, dtype=dtype)
+        for t, mine in enumerate(splits):
+            for j, (f, thr, bits) in enumerate(mine):
+                feature[t, j], threshold[t, j], mask[t, j] = f, thr, bits & full
+        return cls(feature.ravel(), threshold.ravel(), mask, values)
+
+    def leaf_values(self, x: np.ndarray) -> np.ndarray:
+        """(rows, trees) values of the leaf each row reaches in each tree."""
+        n_trees, width = self.mask.shape
+        passed = (x[:, self.feature] <= self.threshold).reshape(len(x), n_trees, width)
+        # A passed split keeps every leaf: OR-ing its mask with all ones is AND-ing nothing away.
+        kind = self.mask.dtype.type
+        ones = passed.view(np.uint8).astype(self.mask.dtype) * kind(np.iinfo(self.mask.dtype).max)
+        kept = np.bitwise_and.reduce(self.mask | ones, axis=2)
+        lowest = kept & (~kept + kind(1))
+        leaf = np.frexp(lowest.astype(np.float64))[1] - 1
+        return self.values[np.arange(n_trees), leaf]
+
+
 @dataclass(frozen=True, slots=True)
 class TreeModel:
     """Gradient-boosted trees (from scikit-learn's HistGradientBoostingClassifier) as plain
@@ -412,6 +537,7 @@ class TreeModel:
     value: np.ndarray  # (trees, nodes) float32
     leaf: np.ndarray  # (trees, nodes) bool
     link: str = "logistic"  # "identity" for a regressor (its output is the estimate itself)
+    _scorer: _BitmaskScorer = field(init=False, repr=False, compare=False)
 
     @classmethod
     def from_sklearn(cls, clf: object, features: Sequence[str], link: str = "logistic") -> TreeModel:
@@ -436,8 +562,15 @@ class TreeModel:
             link,
         )
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_scorer", _BitmaskScorer.of(self))
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """Walk every (row, tree) pair down at once, only the pairs not yet at a leaf."""
+        x = _columns(x, self.features)
+        return self.baseline + self._scorer.leaf_values(x).sum(axis=1)
+
+    def logits_by_walking(self, x: np.ndarray) -> np.ndarray:
+        """The plain tree walk, every (row, tree) pair down at once: what ``logits`` must equal."""
         x = _columns(x, self.features)
         n, (t, w) = len(x), self.feature.shape
         offset = (np.arange(t, dtype=np.int64) * w)[:, None]

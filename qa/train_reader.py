@@ -49,6 +49,7 @@ class ReaderTrainConfig:
     dev_questions: int = 300
     seed: int = 13
     threads: int | None = None
+    skip_windows: int = 0  # a run continued from --base skips the windows the first run saw (same seed)
 
     def __post_init__(self) -> None:
         if self.max_length < 64:
@@ -61,6 +62,8 @@ class ReaderTrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {self.epochs!r}")
+        if self.skip_windows < 0:
+            raise ValueError(f"skip_windows must be >= 0, got {self.skip_windows!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
 
@@ -281,6 +284,7 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
             "device": device,
             "steps": step,
             "windows_seen": seen,
+            "windows_skipped": skipped,
             "train_windows": len(feats),
             "train_questions": len(examples),
             "seconds": round(time.monotonic() - start, 1),
@@ -293,8 +297,12 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
 
     epoch = 0
     stop = False
+    skipped = 0
     while not stop:
         for idx in _batches(feats, cfg.batch_size, random.Random(cfg.seed + epoch)):
+            if skipped < cfg.skip_windows:
+                skipped += len(idx)
+                continue
             frac = progress()
             if frac >= 1.0:
                 stop = True

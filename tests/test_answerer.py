@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,15 @@ import pytest
 from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
 from qa.annotate import Annotation, annotate
 from qa.answer import MODEL_PATH, AnswerModels
-from qa.features import SENTENCE_FEATURES, SPAN_FEATURES, LinearModel, Question, question_type, span_features
+from qa.features import (
+    SENTENCE_FEATURES,
+    SPAN_FEATURES,
+    LinearModel,
+    Question,
+    question_type,
+    span_features,
+    span_features_many,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +61,91 @@ def test_span_features_shape_and_type_match() -> None:
     expected = SPAN_FEATURES.index("expected")
     person = [i for i, c in enumerate(ann.candidates) if c.label == "PERSON"]
     assert person and all(x[i, expected] == 1.0 for i in person)
+
+
+def _span_features_reference(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
+    """The readable per-candidate definition the vectorised ``span_features_many`` must equal."""
+    from qa.features import (
+        DEPS,
+        EXPECTED,
+        HEAD_PREPS,
+        LABEL_GROUPS,
+        QTYPES,
+        STOPWORDS,
+        label_group,
+        stem,
+        words,
+    )
+
+    cands = ann.candidates
+    out = np.zeros((len(cands), len(SPAN_FEATURES)), dtype=np.float32)
+    matched = [i for i, t in enumerate(ann.tokens) if stem(t[2]) in q.stems]
+    expected = EXPECTED.get(q.qtype, frozenset())
+    typed = [(c.start, c.end) for c in cands if c.kind == "ent" and label_group(c) in expected]
+    for row, c in enumerate(cands):
+        text = sentence_text[c.start : c.end]
+        c_stems = [stem(w) for w in words(text) if w not in STOPWORDS]
+        n = c.tok_end - c.tok_start
+        in_q = sum(1 for w in c_stems if w in q.stems)
+        outside = [m for m in matched if not c.tok_start <= m < c.tok_end]
+        gaps = [c.tok_start - m if m < c.tok_start else m - (c.tok_end - 1) for m in outside]
+        dist = min(gaps) if gaps else (0 if matched else 30)
+        group = label_group(c)
+        out[row] = [
+            n,
+            math.log(1 + n),
+            in_q / len(c_stems) if c_stems else 1.0,
+            bool(c_stems) and in_q == len(c_stems),
+            min(dist, 30),
+            not matched,
+            bool(matched) and c.tok_start > matched[0],
+            sum(1 for g in gaps if g <= 3),
+            any(m in outside for m in (c.tok_start - 1, c.tok_start - 2)),
+            c.tok_start / max(1, len(ann.tokens)),
+            stem(c.head) in q.stems,
+            q.focus is not None and q.focus in c_stems,
+            q.focus is not None and bool(c_stems) and c_stems[-1] == q.focus,
+            any(ch.isdigit() for ch in text),
+            text[:1].isupper(),
+            group in expected,
+            DEPS.index(c.dep if c.dep in DEPS else "other"),
+            QTYPES.index(q.qtype),
+            LABEL_GROUPS.index(group),
+            c.kind == "ent",
+            min(len(typed), 5),
+            any(a < c.end and c.start < b for a, b in typed),
+            HEAD_PREPS.index(c.head) if c.head in HEAD_PREPS else 0,
+        ]
+    return out
+
+
+def test_span_features_many_equals_the_per_candidate_definition() -> None:
+    sentences = [
+        "The meeting was chaired by Dr Jane Smith in Geneva on 4 May 2021.",
+        "Minister Yaacob Ibrahim chaired the ASEAN meeting, held at the St. Regis Singapore hotel.",
+        "Yes.",
+        "It costs 5² dollars, said the chair of the meeting held by ASEAN in 2017 and 2018.",
+        "No question words here at all, only Paris and London.",
+    ]
+    anns = [annotate(s) for s in sentences]
+    assert not anns[2].candidates  # a sentence without candidates in the middle of the batch
+    questions = (
+        "Who chaired the meeting?",
+        "When was the ASEAN meeting held?",
+        "What is it?",
+        "How much?",
+        "Which city held the meeting chaired by Smith?",
+        "What kind of meeting did the chair hold?",
+    )
+    for question in questions:
+        q = Question.parse(question)
+        many = span_features_many(q, sentences, anns)
+        assert len(many) == len(sentences)
+        for s, a, got in zip(sentences, anns, many, strict=True):
+            ref = _span_features_reference(q, s, a)
+            assert np.array_equal(got, ref), (question, s)
+            assert np.array_equal(span_features(q, s, a), ref)
+    assert span_features_many(Question.parse("Who?"), [], []) == []
 
 
 def test_followup_context_lends_words_not_type() -> None:
@@ -124,24 +218,28 @@ def test_answer_span_lies_in_its_sentence(tmp_path: Path, embedder: HashingEmbed
         assert rel.text[c.start : c.end] == ans.text
 
 
+@pytest.mark.parametrize("leaves", [7, 31, 60])  # the bitmask scorer's uint16, uint32 and uint64 masks
 @pytest.mark.parametrize("regress", [False, True])
-def test_tree_model_matches_sklearn(regress: bool) -> None:
+def test_tree_model_matches_sklearn(regress: bool, leaves: int) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     from qa.features import TreeModel, model_from_dict
 
     rng = np.random.RandomState(0)
-    x = rng.rand(600, 5).astype(np.float32)
+    x = rng.rand(2000, 5).astype(np.float32)
     y = ((x[:, 0] > 0.5) ^ (x[:, 1] * x[:, 2] > 0.3)).astype(np.float32)
     names = ("a", "b", "c", "d", "e")
     if regress:
-        est = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=7, random_state=0).fit(x, y)
+        est = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=leaves, random_state=0).fit(x, y)
         model = TreeModel.from_sklearn(est, names, link="identity")
         want = np.clip(est.predict(x), 0, 1)
     else:
-        est = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=7, random_state=0).fit(x, y)
+        est = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=leaves, random_state=0).fit(x, y)
         model = TreeModel.from_sklearn(est, names)
         want = est.predict_proba(x)[:, 1]
     again = model_from_dict(json.loads(json.dumps(model.to_dict())), names)
+    assert max(len(t.nodes) for t in (p[0] for p in est._predictors)) > (leaves - 1) * 2  # as big as asked
     assert np.allclose(model.proba(x), want, atol=1e-5)
     assert np.allclose(again.proba(x), want, atol=1e-4)
+    # the bitmask scorer reaches the same leaves as walking the trees
+    assert np.allclose(model.logits(x), model.logits_by_walking(x), rtol=0, atol=1e-5)
