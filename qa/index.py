@@ -188,6 +188,14 @@ class Table(MutableMapping[int, T], Generic[T]):
         i = int(np.searchsorted(self._stored, fid))
         return i < len(self._stored) and int(self._stored[i]) == fid and fid not in self.removed
 
+    def stored_mask(self, fids: np.ndarray) -> np.ndarray:
+        """``stored`` for many ids at once."""
+        i = np.minimum(np.searchsorted(self._stored, fids), max(len(self._stored) - 1, 0))
+        ok = (self._stored[i] == fids) if len(self._stored) else np.zeros(len(fids), dtype=bool)
+        if self.removed:
+            ok &= ~np.isin(fids, np.fromiter(self.removed, dtype=np.int64, count=len(self.removed)))
+        return ok
+
     def __getitem__(self, fid: int) -> T:
         if fid in self.added:
             return self.added[fid]
@@ -406,21 +414,29 @@ class Index:
     def passages_holding(self, sentence_ids: Sequence[int]) -> dict[int, list[int]]:
         """Sentence vector id -> ids of the passages holding it (two, where passages
         overlap), the earliest passage first."""
-        sents = self.sentences.get_many(sentence_ids)
-        rids = {s.release_id for s in sents.values()}
-        spans: dict[str, list[tuple[int, int, int]]] = {rid: [] for rid in rids}
-        for fid, p in list(self.passages.added.items()):
-            if p.release_id in rids:
-                spans[p.release_id].append((p.start, fid, p.end))
-        if self._store is not None:
-            for rid, fid, a, b in self._store.passage_spans(sorted(rids)):
-                if self.passages.stored(fid):
-                    spans[rid].append((a, fid, b))
-        out: dict[int, list[int]] = {}
-        for sid, s in sents.items():
-            held = sorted((a, fid) for a, fid, b in spans[s.release_id] if a <= s.start and s.end <= b)
-            out[sid] = [fid for _, fid in held]
-        return out
+        ids = np.asarray(sentence_ids, dtype=np.int64)
+        in_store = self.sentences.stored_mask(ids)
+        held: dict[int, list[tuple[int, int]]] = {}
+        if self._store is not None and in_store.any():
+            rows = self._store.passages_holding(ids[in_store].tolist())
+            if rows:
+                pfids = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+                alive = self.passages.stored_mask(pfids).tolist()
+                for (sid, pfid, start), ok in zip(rows, alive, strict=True):
+                    if ok:
+                        held.setdefault(sid, []).append((start, pfid))
+        # Sentences and passages added since the snapshot was saved live in memory only.
+        fresh = [sid for sid in ids[~in_store].tolist() if sid in self.sentences.added]
+        if fresh:
+            sents = self.sentences.get_many(fresh)
+            by_release: dict[str, list[tuple[int, int, int]]] = {}
+            for fid, p in self.passages.added.items():
+                by_release.setdefault(p.release_id, []).append((p.start, fid, p.end))
+            for sid, s in sents.items():
+                for a, fid, b in by_release.get(s.release_id, ()):
+                    if a <= s.start and s.end <= b:
+                        held.setdefault(sid, []).append((a, fid))
+        return {sid: [fid for _, fid in sorted(pairs)] for sid, pairs in held.items()}
 
     def lexical(self) -> BM25:
         """The BM25 index over passages (loaded with the index, else built once)."""

@@ -211,6 +211,19 @@ class Store:
             )
         return out
 
+    def passages_holding(self, sentence_fids: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(sentence fid, passage fid, passage start) for each passage that holds one of the
+        sentences: one indexed join instead of reading the sentences, then their releases' passages."""
+        out: list[tuple[int, int, int]] = []
+        for part in _chunks(list(sentence_fids)):
+            marks = ",".join("?" * len(part))
+            out += self._all(
+                "SELECT s.fid, p.fid, p.start FROM sentences s JOIN passages p ON p.release_id = s.release_id"
+                f' WHERE s.fid IN ({marks}) AND p.start <= s.start AND s."end" <= p."end"',
+                part,
+            )
+        return out
+
     def annotations(self, fids: Sequence[int]) -> dict[int, str]:
         out: dict[int, str] = {}
         for part in _chunks(list(fids)):

@@ -69,6 +69,40 @@ def test_a_loaded_index_reads_rows_on_demand_and_answers_as_built(
         assert fid in loaded.passages
 
 
+def _holders_by_hand(index: Index) -> dict[int, list[int]]:
+    """Every sentence's holders from the rows themselves: passages of its release covering it."""
+    passages = list(index.passages.items())
+    return {
+        sid: [
+            f
+            for _, f in sorted(
+                (p.start, f)
+                for f, p in passages
+                if p.release_id == s.release_id and p.start <= s.start and s.end <= p.end
+            )
+        ]
+        for sid, s in index.sentences.items()
+    }
+
+
+def test_passages_holding_agrees_with_the_rows_loaded_built_and_edited(
+    corpus_dir: Path, embedder: HashingEmbedder, saved: Path
+) -> None:
+    built = Index.build(read_releases([corpus_dir]).releases, embedder, SETTINGS)
+    loaded = Index.load(saved)
+    want = _holders_by_hand(built)
+    assert any(len(v) == 2 for v in want.values())  # passages overlap: some sentences have two holders
+    sids = sorted(want)
+    assert built.passages_holding(sids) == want  # all in memory
+    assert loaded.passages_holding(sids) == want  # all from the store
+    gone = next(r for r in loaded.releases.values() if r.path.endswith("beta.md"))
+    loaded.remove([gone.id])
+    loaded.add([EXTRA], embedder)
+    edited = _holders_by_hand(loaded)
+    assert any(loaded.sentences[s].release_id == EXTRA.id for s in edited)
+    assert loaded.passages_holding([*sorted(edited), *sids]) == edited  # removed ones hold nothing
+
+
 def test_add_and_remove_after_load_then_save_equals_a_fresh_build(
     corpus_dir: Path, embedder: HashingEmbedder, saved: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
