@@ -42,7 +42,7 @@ from qa.reader import reader_available
 
 logger = logging.getLogger("evals.bench")
 
-PEERS = ("bm25s", "txtai", "haystack")
+PEERS = ("bm25s", "txtai", "haystack", "haystack-reader")
 
 
 def _load() -> list[float]:
@@ -119,6 +119,8 @@ def query_bench(
                     "ours-neural", index=path, passages=texts, vectors=None, logs=logs
                 )
             for peer in peers:
+                if peer == "haystack-reader" and "ours-neural" not in workers:
+                    continue  # no reader shipped: nothing to compare with
                 # peers embed the base corpus themselves (their build is timed); larger sizes get
                 # the same model's vectors so only their query path is measured
                 own = peers_embed and label == "1k" and peer != "bm25s"
@@ -138,6 +140,14 @@ def query_bench(
                 for name in names:
                     runs[name].append(workers[name].ask({"cmd": "run", "questions": questions}))
                 logger.warning("size %s round %d done", label, r + 1)
+            if "haystack-reader" in workers:
+                # the same reader weights on the very passages our reader read
+                items = workers["ours-neural"].ask({"cmd": "passages", "questions": questions})["items"]
+                read = workers["haystack-reader"].ask({"cmd": "read", "items": items})
+                res["reader_alone"] = {
+                    "haystack_read_ms": summary(read["read_ms"]),
+                    "passages_per_question": max(len(i["passages"]) for i in items),
+                }
             add = workers["ours"].ask({"cmd": "add", **add_doc})
             for name, w in workers.items():
                 merged: dict[str, list[float]] = {}

