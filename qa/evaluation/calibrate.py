@@ -126,6 +126,19 @@ def calibrate_reader(
         tuning_f1=round(result.f1, 4),
         tuning_has_ans_f1=round(result.has_ans_f1, 4),
         tuning_no_ans_accuracy=round(result.no_ans_accuracy, 4),
-        command="release-qa calibrate-reader",
+        command=_command(kwargs),
     )
     return result
+
+
+def _command(kwargs: dict[str, object]) -> str:
+    """The command line that refits this calibration, recorded beside it."""
+    words = ["release-qa calibrate-reader"]
+    if kwargs.get("limit") is not None:
+        words.append(f"--limit {kwargs['limit']}")
+    if kwargs.get("passages") not in (None, 3):
+        words.append(f"--passages {kwargs['passages']}")
+    features = kwargs.get("features")
+    if features:
+        words.append(f"--features {','.join(features)}")  # type: ignore[arg-type]
+    return " ".join(words)
