@@ -569,24 +569,6 @@ class TreeModel:
         x = _columns(x, self.features)
         return self.baseline + self._scorer.leaf_values(x).sum(axis=1)
 
-    def logits_by_walking(self, x: np.ndarray) -> np.ndarray:
-        """The plain tree walk, every (row, tree) pair down at once: what ``logits`` must equal."""
-        x = _columns(x, self.features)
-        n, (t, w) = len(x), self.feature.shape
-        offset = (np.arange(t, dtype=np.int64) * w)[:, None]
-        feature, threshold, value = self.feature.ravel(), self.threshold.ravel(), self.value.ravel()
-        left, right, leaf = (self.left + offset).ravel(), (self.right + offset).ravel(), self.leaf.ravel()
-        node = np.tile(offset.ravel(), n)
-        rows = np.repeat(np.arange(n), t)
-        active = np.arange(n * t)
-        while len(active):
-            nd = node[active]
-            inner = ~leaf[nd]
-            active, nd = active[inner], nd[inner]
-            go_left = x[rows[active], feature[nd]] <= threshold[nd]
-            node[active] = np.where(go_left, left[nd], right[nd])
-        return self.baseline + value[node].reshape(n, t).sum(axis=1)
-
     def proba(self, x: np.ndarray) -> np.ndarray:
         z = self.logits(x)
         return np.clip(z, 0.0, 1.0) if self.link == "identity" else 1.0 / (1.0 + np.exp(-z))
