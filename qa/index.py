@@ -185,11 +185,11 @@ class Table(MutableMapping[int, T], Generic[T]):
 
     def stored(self, fid: int) -> bool:
         """Whether ``fid`` is a row of the store not removed since."""
-        i = int(np.searchsorted(self._stored, fid))
-        return i < len(self._stored) and int(self._stored[i]) == fid and fid not in self.removed
+        return bool(self.stored_mask(np.array([fid], dtype=np.int64))[0])
 
     def stored_mask(self, fids: np.ndarray) -> np.ndarray:
         """``stored`` for many ids at once."""
+        fids = np.asarray(fids, dtype=np.int64)
         i = np.minimum(np.searchsorted(self._stored, fids), max(len(self._stored) - 1, 0))
         ok = (self._stored[i] == fids) if len(self._stored) else np.zeros(len(fids), dtype=bool)
         if self.removed:
@@ -207,12 +207,14 @@ class Table(MutableMapping[int, T], Generic[T]):
     def get_many(self, fids: Iterable[int]) -> dict[int, T]:
         """The rows of those ids that exist (one store query, not one per row)."""
         out: dict[int, T] = {}
-        stored: list[int] = []
+        rest: list[int] = []
         for fid in fids:
             if fid in self.added:
                 out[fid] = self.added[fid]
-            elif self.stored(fid):
-                stored.append(fid)
+            else:
+                rest.append(fid)
+        alive = self.stored_mask(np.array(rest, dtype=np.int64)).tolist()
+        stored = [f for f, ok in zip(rest, alive, strict=True) if ok]
         if stored:
             out.update(self._fetch(stored))
         return out
@@ -401,7 +403,8 @@ class Index:
         rows: Table[Any] = self.passages if table == "passages" else self.sentences
         out = [fid for fid, x in list(rows.added.items()) if x.release_id in rids]
         if self._store is not None:
-            out += [f for f in self._store.fids_of_releases(table, sorted(rids)) if rows.stored(f)]
+            found = np.array(self._store.fids_of_releases(table, sorted(rids)), dtype=np.int64)
+            out += found[rows.stored_mask(found)].tolist()
         return out
 
     def sentences_of(self, release_id: str, start: int = 0, end: int | None = None) -> list[Sentence]:

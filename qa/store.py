@@ -200,17 +200,6 @@ class Store:
                 out[fid] = (pid, rid, start, end)
         return out
 
-    def passage_spans(self, release_ids: Sequence[str]) -> list[tuple[str, int, int, int]]:
-        """(release id, fid, start, end) of the passages of some releases."""
-        out: list[tuple[str, int, int, int]] = []
-        for part in _chunks(list(release_ids)):
-            marks = ",".join("?" * len(part))
-            out += self._all(
-                f'SELECT release_id, fid, start, "end" FROM passages WHERE release_id IN ({marks})',
-                part,
-            )
-        return out
-
     def passages_holding(self, sentence_fids: Sequence[int]) -> list[tuple[int, int, int]]:
         """(sentence fid, passage fid, passage start) for each passage that holds one of the
         sentences: one indexed join instead of reading the sentences, then their releases' passages."""

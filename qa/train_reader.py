@@ -397,8 +397,9 @@ def model_card(meta: dict[str, Any]) -> str:
         c = r["config"]
         skip = f" --skip-windows {c['skip_windows']}" if c.get("skip_windows") else ""
         base = f" --base {c['base']}" if c.get("base") else ""
+        budget = f" --max-minutes {c['max_minutes']}" if c.get("max_minutes") else f" --epochs {c['epochs']}"
         lines.append(
-            f"  {i}. `release-qa train-reader{base}{skip} --lr {c['lr']} --max-minutes {c['max_minutes']}"
+            f"  {i}. `release-qa train-reader{base}{skip} --lr {c['lr']}{budget}"
             f" --out {c['out']}`: {r['windows_seen']} windows, {r['seconds'] / 60:.0f} minutes, "
             f"{r['windows_seen'] / max(1.0, r['seconds']):.1f} windows/s"
         )
@@ -430,9 +431,6 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
 
     src, dst = Path(checkpoint), Path(out)
     meta = json.loads((src / "training.json").read_text())
-    base = meta["config"].get("base")
-    if "previous" not in meta and base and (Path(base) / "training.json").is_file():
-        meta["previous"] = json.loads((Path(base) / "training.json").read_text())
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).half()
     tok = AutoTokenizer.from_pretrained(src)
     tmp = dst.with_name(dst.name + ".tmp")
