@@ -1,6 +1,7 @@
 """Reading releases from files and folders.
 
-Supported: Markdown with YAML front matter, plain text, HTML, PDF, JSON and JSONL.
+Supported: Markdown with YAML front matter (read as the text a reader sees: ``qa.markdown``),
+plain text, HTML, PDF, JSON and JSONL.
 A file that cannot be read becomes a ``Skipped`` entry with a one-line reason,
 so one bad file never costs the rest of a batch.
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from qa.markdown import render_markdown
 from qa.types import Release, content_hash
 
 logger = logging.getLogger(__name__)
@@ -198,7 +200,10 @@ def _read_markdown(data: bytes, name: str) -> list[Release]:
             raise ReleaseError("front matter is not a YAML mapping of keys to values")
         fields = loaded or {}
         text = text[m.end() :]
-    return [_from_fields(fields, text, name)]
+    rendered = render_markdown(text)
+    if rendered.links and "links" not in fields:
+        fields = {**fields, "links": [[link.text, link.url] for link in rendered.links]}
+    return [_from_fields(fields, rendered.text, name)]
 
 
 def _from_fields(fields: dict[str, Any], text: str, name: str) -> Release:
