@@ -147,6 +147,47 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine_negatives(args: argparse.Namespace) -> int:
+    from qa.embedding import SentenceTransformerEmbedder
+    from qa.training.negatives import mine_squad
+
+    n = mine_squad(
+        args.data,
+        args.out,
+        args.cache,
+        SentenceTransformerEmbedder(),
+        questions=args.questions,
+        seed=args.seed,
+        progress=True,
+    )
+    print(f"mined negatives for {n} questions into {args.out}")
+    return 0
+
+
+def cmd_train_open_reader(args: argparse.Namespace) -> int:
+    from qa.training.shared_norm import SharedNormConfig, train
+
+    cfg = SharedNormConfig(
+        train=args.data,
+        negatives=args.negatives,
+        out=args.out,
+        base=args.base,
+        dev=args.dev or None,
+        press=args.press,
+        press_negatives=args.press_negatives,
+        lr=args.lr,
+        target_windows=args.target_windows,
+        max_minutes=args.max_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        seed=args.seed,
+        threads=args.threads,
+        groups_per_batch=args.groups_per_batch,
+    )
+    meta = train(cfg, resume=args.resume)
+    print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
+    return 0
+
+
 def cmd_export_reader(args: argparse.Namespace) -> int:
     from qa.train_reader import export_reader
 
@@ -268,6 +309,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip this many windows of the seeded order (continue a --base run on unseen data)",
     )
     p.set_defaults(func=cmd_train_reader)
+
+    p = sub.add_parser(
+        "mine-negatives", help="hard negatives for reader training: retrieved passages without the answer"
+    )
+    p.add_argument("--data", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (.json or .json.gz)")
+    p.add_argument("--out", default="checkpoints/negatives.jsonl", help="JSONL, appended (resumable)")
+    p.add_argument("--cache", default="checkpoints/negatives-index", help="the training articles' index")
+    p.add_argument("--questions", type=int, default=40000, help="the first N of the trainer's order")
+    p.add_argument("--seed", type=int, default=17, help="the trainer's seed (its question order)")
+    p.set_defaults(func=cmd_mine_negatives)
+
+    p = sub.add_parser(
+        "train-open-reader",
+        help="train the reader on gold + retrieved passages under one normalisation (resumable)",
+    )
+    p.add_argument("--data", default=str(DEFAULT_TRAIN))
+    p.add_argument("--negatives", default="checkpoints/negatives.jsonl")
+    p.add_argument("--press", default=None, help="press-train rows (evals/datasets/press-train.jsonl)")
+    p.add_argument("--press-negatives", default=None, help="their mined passages")
+    p.add_argument("--dev", default="../shared/evals/squad-v1.1-dev-shared.json")
+    p.add_argument("--out", default="checkpoints/open-reader")
+    p.add_argument("--base", default=None, help="start from this model (default: the shipped reader)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--target-windows", type=int, default=120000, help="the schedule's length")
+    p.add_argument("--groups-per-batch", type=int, default=8)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--seed", type=int, default=17)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_train_open_reader)
 
     from qa.reader import READER_PATH
 

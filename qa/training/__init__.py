@@ -1,0 +1,1 @@
+"""Training the project's models (never on the sets the eval reports)."""

@@ -1,0 +1,393 @@
+"""Train the reader for open-corpus answering: shared normalisation over the passages it reads.
+
+Each training example is a *group*: a question with its gold passage and the passages the
+project's own retrieval returns that lack the answer (``qa.training.negatives``), read as
+separate windows but scored under one softmax over every token of every window, plus each
+window's [CLS] as "no answer" (Clark and Gardner 2018; Wang et al. 2019). A share of the groups
+drop the gold passage: their target is "no answer", so the no-answer score learns to mean "these
+passages do not answer", not "this one window does not".
+
+The run is defined by its config and data; the order of groups is fixed by the seed, and a
+checkpoint (every ``checkpoint_minutes``) holds the weights, the optimiser and how far each
+data stream got, so ``--resume`` continues exactly where a stopped run left off. The learning
+rate warms up and decays linearly over ``target_windows`` (not over time), so a run spread over
+several sessions follows one schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qa.reader import windows
+from qa.train_reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedNormConfig:
+    train: str
+    negatives: str
+    out: str
+    base: str | None = None
+    dev: str | None = None
+    press: str | None = None
+    """Press QA rows (``evals.press_data`` format) with their mined negatives in ``press_negatives``."""
+    press_negatives: str | None = None
+    press_every: int = 6
+    """One press group after every ``press_every - 1`` SQuAD groups (press-train is cycled: up-weighted)."""
+    max_length: int = 256
+    stride: int = 96
+    max_question_tokens: int = 64
+    groups_per_batch: int = 8
+    negatives_per_group: int = 2
+    no_answer_share: float = 0.2
+    max_windows_per_passage: int = 2
+    lr: float = 5e-5
+    warmup: float = 0.03
+    weight_decay: float = 0.01
+    target_windows: int = 120_000
+    max_minutes: float | None = None
+    stop_after_windows: int | None = None
+    """Stop (checkpointed) once this run has read this many windows; ``--resume`` goes on."""
+    checkpoint_minutes: float = 10.0
+    dev_questions: int = 300
+    seed: int = 17
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.no_answer_share < 1.0:
+            raise ValueError(f"no_answer_share must be in [0, 1), got {self.no_answer_share!r}")
+        if self.groups_per_batch < 1 or self.negatives_per_group < 0:
+            raise ValueError(
+                f"groups_per_batch >= 1 and negatives_per_group >= 0, got "
+                f"{self.groups_per_batch!r}, {self.negatives_per_group!r}"
+            )
+        if self.press_every < 2:
+            raise ValueError(f"press_every must be >= 2, got {self.press_every!r}")
+        if not self.lr > 0 or self.target_windows < 1:
+            raise ValueError(f"lr > 0 and target_windows >= 1, got {self.lr!r}, {self.target_windows!r}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A question and the passages read together; ``answer_start`` < 0: no passage answers."""
+
+    id: str
+    question: str
+    gold: str | None
+    answer_start: int
+    answer: str
+    negatives: tuple[str, ...]
+
+
+@dataclass
+class Window:
+    input_ids: list[int]
+    token_type_ids: list[int]
+    targets: list[tuple[int, int]] = field(default_factory=list)
+    """(start token, end token) of the answer in this window; [(0, 0)] marks a no-answer target."""
+
+
+def _answer_tokens(
+    offsets: Sequence[tuple[int, int]], seq: Sequence[int | None], a0: int, a1: int
+) -> tuple[int, int] | None:
+    ctx = [t for t, s in enumerate(seq) if s == 1]
+    if not ctx or offsets[ctx[0]][0] > a0 or offsets[ctx[-1]][1] < a1:
+        return None
+    s = next(t for t in ctx if offsets[t][1] > a0)
+    e = next(t for t in reversed(ctx) if offsets[t][0] < a1)
+    return (s, e) if s <= e else None
+
+
+def featurize(tokenizer: Any, group: Group, cfg: SharedNormConfig) -> list[Window]:
+    """The group's windows: the gold passage's (with the answer's tokens where it lies inside),
+    then each negative's; a no-answer group targets every window's [CLS]."""
+    q = tokenizer.convert_tokens_to_string(tokenizer.tokenize(group.question)[: cfg.max_question_tokens])
+    texts = ([group.gold] if group.gold is not None else []) + list(group.negatives)
+    enc = windows(tokenizer, [q] * len(texts), texts, cfg.max_length, cfg.stride)
+    out: list[Window] = []
+    per_text: dict[int, int] = {}
+    for w, t in enumerate(enc["overflow_to_sample_mapping"]):
+        if per_text.get(t, 0) >= cfg.max_windows_per_passage:
+            continue
+        win = Window(list(enc["input_ids"][w]), list(enc["token_type_ids"][w]))
+        if group.gold is not None and t == 0 and group.answer_start >= 0:
+            pos = _answer_tokens(
+                enc["offset_mapping"][w],
+                enc.sequence_ids(w),
+                group.answer_start,
+                group.answer_start + len(group.answer),
+            )
+            if pos is not None:
+                win.targets.append(pos)
+        per_text[t] = per_text.get(t, 0) + 1
+        out.append(win)
+    if not any(w.targets for w in out):
+        if group.answer_start >= 0:
+            return []  # the answer fell outside the windows kept: skip rather than teach "no answer"
+        for w in out:
+            w.targets.append((0, 0))
+    return out
+
+
+def group_loss(
+    start: Any, end: Any, mask: Any, groups: Sequence[Sequence[int]], wins: Sequence[Window]
+) -> Any:
+    """Mean over groups of -log P(gold start) - log P(gold end), each a softmax over every valid
+    position (context tokens and [CLS]) of all the group's windows, summed over gold positions."""
+    import torch
+
+    losses = []
+    for g in groups:
+        for logits, which in ((start, 0), (end, 1)):
+            rows = logits[list(g)]
+            valid = mask[list(g)]
+            all_lse = torch.logsumexp(rows.masked_fill(~valid, -1e4).reshape(-1), dim=0)
+            gold = torch.zeros_like(valid)
+            for r, wi in enumerate(g):
+                for tgt in wins[wi].targets:
+                    gold[r, tgt[which]] = True
+            gold_lse = torch.logsumexp(rows.masked_fill(~gold, -1e4).reshape(-1), dim=0)
+            losses.append(all_lse - gold_lse)
+    return torch.stack(losses).sum() / (2 * len(groups))
+
+
+def collate(wins: Sequence[Window], pad_id: int) -> dict[str, Any]:
+    import torch
+
+    n = max(len(w.input_ids) for w in wins)
+    ids = torch.full((len(wins), n), pad_id, dtype=torch.long)
+    tt = torch.zeros((len(wins), n), dtype=torch.long)
+    att = torch.zeros((len(wins), n), dtype=torch.long)
+    for r, w in enumerate(wins):
+        k = len(w.input_ids)
+        ids[r, :k] = torch.tensor(w.input_ids)
+        tt[r, :k] = torch.tensor(w.token_type_ids)
+        att[r, :k] = 1
+    valid = (tt == 1) & (att == 1)
+    valid[:, 0] = True  # [CLS]: no answer
+    # the final [SEP] has token type 1 but is no answer token
+    for r, w in enumerate(wins):
+        valid[r, len(w.input_ids) - 1] = False
+    return {"input_ids": ids, "token_type_ids": tt, "attention_mask": att, "valid": valid}
+
+
+class Streams:
+    """The groups in training order: SQuAD questions shuffled by the seed, a share of them with the
+    gold dropped, and press questions interleaved (cycled) when given. Positions are counters, so
+    a resumed run, or one that gains press data later, continues each stream where it was."""
+
+    def __init__(self, cfg: SharedNormConfig):
+        from qa.training.negatives import read_mined
+
+        self.cfg = cfg
+        rng = random.Random(cfg.seed)
+        examples = [e for e in read_squad(cfg.train) if e.answers]
+        rng.shuffle(examples)
+        mined = read_mined(cfg.negatives)
+        self.squad = [e for e in examples if e.id in mined]
+        self.mined = mined
+        self.drop = random.Random(cfg.seed + 1)
+        self.press: list[Group] = []
+        if cfg.press is not None and cfg.press_negatives is not None:
+            self.press = press_groups(cfg.press, cfg.press_negatives)
+            random.Random(cfg.seed + 2).shuffle(self.press)
+        log.info(
+            "streams: %d SQuAD questions with negatives, %d press groups", len(self.squad), len(self.press)
+        )
+
+    def squad_group(self, i: int) -> Group:
+        e: SquadExample = self.squad[i % len(self.squad)]
+        negs = self.mined[e.id].negatives
+        n = self.cfg.negatives_per_group
+        # drop the gold for a fixed share, chosen by a hash of the position (stable on resume)
+        if random.Random(self.cfg.seed * 1_000_003 + i).random() < self.cfg.no_answer_share and len(negs) > n:
+            return Group(e.id, e.question, None, -1, "", negs[: n + 1])
+        return Group(e.id, e.question, e.context, e.answer_start, e.answers[0], negs[:n])
+
+    def take(self, state: dict[str, int]) -> Group:
+        """The next group; advances ``state`` ("squad", "press", "groups")."""
+        k = state["groups"]
+        state["groups"] = k + 1
+        if self.press and k % self.cfg.press_every == self.cfg.press_every - 1:
+            g = self.press[state["press"] % len(self.press)]
+            state["press"] += 1
+            return g
+        g = self.squad_group(state["squad"])
+        state["squad"] += 1
+        return g
+
+
+def press_groups(rows_path: str, mined_path: str) -> list[Group]:
+    """Press rows as groups: the gold passage (the project's passage that holds the evidence) and
+    mined negatives; unanswerable rows read their negatives only and target "no answer"."""
+    from qa.training.negatives import read_mined
+
+    mined = read_mined(mined_path)
+    out: list[Group] = []
+    for line in Path(rows_path).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        m = mined.get(r["id"])
+        if m is None:
+            continue
+        if r["answers"] and m.gold is not None and m.gold_start >= 0:
+            out.append(Group(r["id"], r["question"], m.gold, m.gold_start, r["answers"][0], m.negatives[:2]))
+        elif not r["answers"]:
+            out.append(Group(r["id"], r["question"], None, -1, "", m.negatives[:3]))
+    return out
+
+
+def _lr(cfg: SharedNormConfig, seen: int) -> float:
+    frac = seen / cfg.target_windows
+    if frac < cfg.warmup:
+        return cfg.lr * frac / cfg.warmup
+    return cfg.lr * max(0.0, (1 - frac) / (1 - cfg.warmup))
+
+
+def _save(model: Any, tokenizer: Any, opt: Any, out: Path, meta: dict[str, Any]) -> None:
+    import torch
+
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    # the optimiser and the RNG (dropout): a resumed run continues exactly as an unstopped one
+    torch.save({"optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+    (tmp / "training.json").write_text(json.dumps(meta, indent=2))
+    old = out.with_name(out.name + ".old")
+    if out.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+    tmp.rename(out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qa.reader import READER_PATH
+
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    meta_prev: dict[str, Any] = {}
+    if resume and (out / "training.json").is_file():
+        meta_prev = json.loads((out / "training.json").read_text())
+        if meta_prev.get("done"):
+            log.info("the run in %s is done", out)
+            return meta_prev
+        src = out
+    else:
+        src = Path(cfg.base) if cfg.base is not None else READER_PATH
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(src)
+    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).float().to(device)
+    model.train()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+    )
+    if meta_prev and (out / "optimizer.pt").is_file():
+        saved = torch.load(out / "optimizer.pt", map_location=device)
+        opt.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+    state = dict(meta_prev.get("state", {"squad": 0, "press": 0, "groups": 0, "windows": 0, "steps": 0}))
+    history: list[dict[str, Any]] = list(meta_prev.get("history", []))
+    seconds = float(meta_prev.get("seconds", 0.0))
+    base_meta = meta_prev.get("base_training")
+    if base_meta is None and (src / "training.json").is_file() and not meta_prev:
+        base_meta = json.loads((src / "training.json").read_text())
+
+    streams = Streams(cfg)
+    dev: list[SquadExample] = []
+    if cfg.dev is not None:
+        dev = [e for e in read_squad(cfg.dev) if e.answers]
+        random.Random(13).shuffle(dev)  # the same 300 questions as the first reader's curve
+        dev = dev[: cfg.dev_questions]
+    pad_id = tokenizer.pad_token_id or 0
+    start = time.monotonic()
+    last_ckpt = start
+    budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else math.inf
+    loss_avg = float(history[-1]["loss"]) if history else 0.0
+    windows_before = state["windows"]
+
+    def meta(done: bool) -> dict[str, Any]:
+        return {
+            "kind": "shared-norm",
+            "config": asdict(cfg),
+            "base_training": base_meta,
+            "device": device,
+            "state": state,
+            "seconds": round(seconds + time.monotonic() - start, 1),
+            "history": history,
+            "done": done,
+        }
+
+    def checkpoint(done: bool) -> None:
+        scores: dict[str, float] = {}
+        if dev:
+            rc = ReaderTrainConfig(
+                train=cfg.train, dev=cfg.dev, out=cfg.out, max_length=cfg.max_length, stride=cfg.stride
+            )
+            scores = evaluate_reader(model, tokenizer, dev, rc)
+        history.append({"windows": state["windows"], "groups": state["groups"], "loss": loss_avg, **scores})
+        log.info("checkpoint at %d windows: loss %.3f %s", state["windows"], loss_avg, scores)
+        _save(model, tokenizer, opt, out, meta(done))
+
+    stop_at = windows_before + cfg.stop_after_windows if cfg.stop_after_windows else math.inf
+    while state["windows"] < min(cfg.target_windows, stop_at) and time.monotonic() - start < budget:
+        wins: list[Window] = []
+        groups: list[list[int]] = []
+        while len(groups) < cfg.groups_per_batch:
+            g = featurize(tokenizer, streams.take(state), cfg)
+            if g:
+                groups.append(list(range(len(wins), len(wins) + len(g))))
+                wins.extend(g)
+        lr = _lr(cfg, state["windows"])
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        batch = collate(wins, pad_id)
+        valid = batch.pop("valid").to(device)
+        o = model(**{k: v.to(device) for k, v in batch.items()})
+        loss = group_loss(o.start_logits, o.end_logits, valid, groups, wins)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["steps"] += 1
+        state["windows"] += len(wins)
+        loss_avg = 0.98 * loss_avg + 0.02 * loss.item() if loss_avg else loss.item()
+        if state["steps"] % 10 == 0:
+            el = time.monotonic() - start
+            rate = (state["windows"] - windows_before) / max(el, 1e-9)
+            log.info(
+                "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s",
+                *(state["steps"], state["windows"], state["groups"], loss_avg, lr, rate),
+            )
+        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+            checkpoint(False)
+            last_ckpt = time.monotonic()
+    checkpoint(state["windows"] >= cfg.target_windows)
+    return meta(state["windows"] >= cfg.target_windows)

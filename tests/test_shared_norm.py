@@ -1,0 +1,136 @@
+"""The open-corpus reader's training: groups of gold + retrieved passages under one softmax."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.embedding import packaged_model_path
+from qa.training.negatives import Mined, holds_answer, negatives_of, read_mined
+from qa.training.shared_norm import Group, SharedNormConfig, collate, featurize, group_loss, train
+
+TOWNS = [("Oslo", "Berg"), ("Lima", "Soto"), ("Riga", "Ozols"), ("Kyiv", "Shevchenko"), ("Rome", "Conti")]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(packaged_model_path())
+
+
+def _cfg(**kw: object) -> SharedNormConfig:
+    return SharedNormConfig(train="x", negatives="y", out="z", max_length=64, stride=16, **kw)  # type: ignore[arg-type]
+
+
+def test_negatives_never_hold_the_answer() -> None:
+    texts = ["Chaired by Minister BERG.", "Held in Oslo.", "Held in Oslo.", "Nothing here.", "Berg again"]
+    assert holds_answer(texts[0], ["Minister Berg"])
+    assert negatives_of(texts, ["Minister Berg", "Berg"], 2) == ("Held in Oslo.", "Nothing here.")
+    assert negatives_of(texts, [], 1) == ("Chaired by Minister BERG.",)
+
+
+def test_mined_rows_round_trip(tmp_path: Path) -> None:
+    rows = [Mined("a", ("x", "y")), Mined("b", ("z",), "gold text", 5)]
+    p = tmp_path / "m.jsonl"
+    p.write_text("".join(m.to_json() + "\n" for m in rows))
+    assert read_mined(p) == {"a": rows[0], "b": rows[1]}
+
+
+def test_the_group_targets_the_answer_in_the_gold_window_only(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    gold = "The Oslo summit of 2010 was chaired by Minister Berg."
+    g = Group(
+        "q",
+        "Who chaired the Oslo summit?",
+        gold,
+        gold.index("Minister Berg"),
+        "Minister Berg",
+        ("The Lima summit was chaired by Minister Soto.", "Rome hosted the next one."),
+    )
+    wins = featurize(tokenizer, g, _cfg())
+    assert len(wins) == 3
+    ((s, e),) = wins[0].targets
+    assert tokenizer.decode(wins[0].input_ids[s : e + 1]) == "minister berg"
+    assert not wins[1].targets and not wins[2].targets
+
+
+def test_a_group_without_the_gold_targets_no_answer(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    g = Group("q", "Who chaired the Oslo summit?", None, -1, "", ("Lima hosted it.", "Rome hosted the next."))
+    wins = featurize(tokenizer, g, _cfg())
+    assert [w.targets for w in wins] == [[(0, 0)], [(0, 0)]]
+
+
+def test_the_loss_is_one_softmax_over_all_windows() -> None:
+    import torch
+
+    from qa.training.shared_norm import Window
+
+    wins = [
+        Window([101, 5, 6, 102, 7, 8, 102], [0, 0, 0, 0, 1, 1, 1], [(4, 5)]),
+        Window([101, 5, 102, 9, 102], [0, 0, 0, 1, 1]),
+    ]
+    batch = collate(wins, 0)
+    valid = batch["valid"]
+    # [CLS] and the context tokens, never the question, the final [SEP] or padding
+    assert valid.tolist() == [
+        [True, False, False, False, True, True, False],
+        [True, False, False, True, False, False, False],
+    ]
+    start = torch.randn(2, 7)
+    end = torch.randn(2, 7)
+    loss = group_loss(start, end, valid, [[0, 1]], wins)
+    flat_s = torch.cat([start[0][valid[0]], start[1][valid[1]]])
+    flat_e = torch.cat([end[0][valid[0]], end[1][valid[1]]])
+    expect = (torch.logsumexp(flat_s, 0) - start[0, 4] + torch.logsumexp(flat_e, 0) - end[0, 5]) / 2
+    assert torch.allclose(loss, expect, atol=1e-5)
+
+
+def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
+    paragraphs, mined = [], []
+    for i, (town, name) in enumerate(TOWNS):
+        ctx = f"The {town} summit of 20{10 + i} was chaired by Minister {name}."
+        paragraphs.append(
+            {
+                "context": ctx,
+                "qas": [
+                    {
+                        "id": f"q{i}",
+                        "question": f"Who chaired the {town} summit?",
+                        "answers": [{"text": f"Minister {name}", "answer_start": ctx.index("Minister")}],
+                    }
+                ],
+            }
+        )
+        others = [f"The {t} summit was chaired by Minister {n}." for t, n in TOWNS if t != town]
+        mined.append(Mined(f"q{i}", tuple(others[:3])))
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
+    negs = tmp_path / "neg.jsonl"
+    negs.write_text("".join(m.to_json() + "\n" for m in mined))
+    base = packaged_model_path()
+    common = dict(
+        train=str(data),
+        negatives=str(negs),
+        base=str(base),
+        max_length=64,
+        stride=16,
+        groups_per_batch=2,
+        threads=1,
+        no_answer_share=0.3,
+    )
+    first = train(
+        SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, stop_after_windows=6, **common)
+    )
+    assert first["state"]["steps"] == 1 and not first["done"]
+    assert (tmp_path / "a" / "optimizer.pt").is_file()
+    resumed = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common), resume=True)
+    whole = train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=20, **common))
+    assert resumed["done"] and whole["done"] and whole["state"]["steps"] >= 3
+    # the same data in the same order, whether stopped or not, and the same weights
+    assert resumed["state"] == whole["state"]
+    from safetensors.numpy import load_file
+
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(abs(a[k] - b[k]).max() < 1e-5 for k in a)
