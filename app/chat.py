@@ -27,7 +27,7 @@ from app.style import CSS
 from app.uploads import MAX_UPLOAD_BYTES, add_uploads
 from qa import Answer, Assistant, Filters, Release
 from qa.assistant import MAX_QUESTION_CHARS
-from qa.releases import SUFFIXES
+from qa.ingest.releases import SUFFIXES
 from qa.serialize import answer_to_dict
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qa import Answer, Filters, Hit, Release
-from qa.answer import content_words
+from qa.text import content_words
 
 DECLINED = "The releases I have don't answer this."
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa import Assistant, Release
-from qa.releases import SUFFIXES
+from qa.ingest.releases import SUFFIXES
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Per file; a press release is rarely over 1 MB, a PDF with images a few MB."""

@@ -36,9 +36,10 @@ from evals.bench_peers import Worker, start
 from evals.bench_report import render
 from evals.bench_scale import base_index, sized_index
 from evals.bench_stats import summary
+from qa.answer.span_reader import reader_available
 from qa.embedding import SentenceTransformerEmbedder
-from qa.index import IVF_FROM, Index, passage_embedding_text, vector_ids
-from qa.reader import reader_available
+from qa.index import IVF_FROM, Index, vector_ids
+from qa.text import passage_embedding_text
 
 logger = logging.getLogger("evals.bench")
 

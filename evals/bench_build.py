@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 import qa.assistant
-import qa.chunking
 import qa.index
+import qa.ingest.chunking
 from qa.embedding import Embedder
 
 
@@ -69,7 +69,7 @@ def timed_build(index_path: Path, sources: Sequence[str], embedder: Embedder) ->
     spent: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         stack.enter_context(_timing(qa.assistant, "read_releases", spent, "reading"))
-        stack.enter_context(_timing(qa.chunking, "split_sentences", spent, "sentence splitting"))
+        stack.enter_context(_timing(qa.ingest.chunking, "split_sentences", spent, "sentence splitting"))
         stack.enter_context(_timing(qa.index, "annotate_batch", spent, "annotation (spaCy)"))
         stack.enter_context(_timing(qa.index.Index, "save", spent, "store and vector writes"))
         t = time.perf_counter()

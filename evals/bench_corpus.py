@@ -24,8 +24,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.chunking import Chunker, ChunkerSettings
 from qa.index import Index, sentence_key, vector_id, vector_ids
+from qa.ingest.chunking import Chunker, ChunkerSettings
 from qa.types import Passage, Release, Sentence, content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def base_sources(cache: Path = CACHE, target_passages: int = 1000, count_tokens:
     meta = folder / "meta.json"
     sources = [str(SEED), str(US_GOV)]
     if not meta.is_file():
-        from qa.releases import read_releases
+        from qa.ingest.releases import read_releases
 
         if folder.exists():
             shutil.rmtree(folder)

@@ -129,7 +129,7 @@ def start(system: str, *, index: Path, passages: Path, vectors: Path | None, log
         if vectors is not None:
             argv += ["--vectors", str(vectors)]
         if system == "haystack-reader":
-            from qa.reader import READER_PATH
+            from qa.answer.span_reader import READER_PATH
 
             argv += ["--reader", str(READER_PATH)]
     return Worker(system, argv, log)

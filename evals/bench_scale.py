@@ -12,9 +12,9 @@ from typing import Any
 
 from evals.bench_build import raw_encoder, timed_build
 from evals.bench_corpus import CACHE, CORPUS_VERSION, base_sources, replicate
-from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder
 from qa.index import FORMAT_VERSION, Index, read_manifest
+from qa.ingest.chunking import ChunkerSettings
 
 logger = logging.getLogger(__name__)
 

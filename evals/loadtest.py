@@ -172,7 +172,7 @@ def serve_command() -> list[str]:
     if exe.is_file():
         return [str(exe)]
     found = shutil.which("release-qa")
-    return [found] if found else [sys.executable, "-m", "qa.cli"]
+    return [found] if found else [sys.executable, "-m", "app.cli"]
 
 
 @dataclass

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.annotate import warm as warm_annotator
-from qa.answer import Answerer, AnswererSettings, content_words
-from qa.chunking import ChunkerSettings
+from qa.answer.base import Answerer, answer
+from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
+from qa.answer.neural import NeuralAnswerer
+from qa.answer.span_reader import READER_PATH, reader_available
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index import Index, QAIndexError, writer_lock
-from qa.neural_answer import NeuralAnswerer
-from qa.reader import READER_PATH, reader_available
-from qa.releases import ReadReport, Skipped, read_releases
-from qa.retrieval import Filters, Retriever
+from qa.ingest.annotate import warm as warm_annotator
+from qa.ingest.chunking import ChunkerSettings
+from qa.ingest.releases import ReadReport, Skipped, read_releases
+from qa.retrieval.retriever import Filters, Retriever
+from qa.text import content_words
 from qa.types import Answer, Hit, Passage, Release, content_hash
 
 logger = logging.getLogger(__name__)
@@ -160,9 +162,12 @@ class Assistant:
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
         self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval)
-        self.reader = resolve_reader(reader)
-        self.answerer: Answerer | NeuralAnswerer = (
-            NeuralAnswerer(index, answerer) if self.reader == "neural" else Answerer(index, answerer)
+        self.answerer_kind = resolve_reader(reader)
+        """ "neural" or "features": which answerer answers."""
+        self.answerer: Answerer = (
+            NeuralAnswerer(index, answerer)
+            if self.answerer_kind == "neural"
+            else FeatureAnswerer(index, answerer)
         )
         self.path = Path(path) if path is not None else None
         self._write_lock = threading.Lock()
@@ -253,7 +258,7 @@ class Assistant:
         )
         vec = self.retriever.encode([q])[0]
         hit = Hit(passage, 1.0, release)
-        return self.answerer.answer(q, vec, [hit], threshold=threshold)
+        return answer(self.answerer, q, vec, [hit], threshold=threshold)
 
     def ask(
         self,
@@ -285,7 +290,7 @@ class Assistant:
         vecs = self.retriever.encode(queries)
         hits = self.retriever.search_encoded(queries, vecs, k=k, filters=filters)
         return [
-            self.answerer.answer(q, v, h, threshold=threshold, context=c, resolved_question=r)
+            answer(self.answerer, q, v, h, threshold=threshold, context=c, resolved_question=r)
             for q, v, h, c, r in zip(qs, vecs, hits, contexts, resolved, strict=True)
         ]
 

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
-from qa.annotate import Annotation, annotate
-from qa.answer import MODEL_PATH, AnswerModels
-from qa.features import (
+from qa.answer.feature_answerer import MODEL_PATH, AnswerModels
+from qa.answer.features import (
     SENTENCE_FEATURES,
     SPAN_FEATURES,
     LinearModel,
@@ -20,6 +19,7 @@ from qa.features import (
     span_features,
     span_features_many,
 )
+from qa.ingest.annotate import Annotation, annotate
 
 
 @pytest.mark.parametrize(
@@ -66,17 +66,8 @@ def test_span_features_shape_and_type_match() -> None:
 
 def _span_features_reference(q: Question, sentence_text: str, ann: Annotation) -> np.ndarray:
     """The readable per-candidate definition the vectorised ``span_features_many`` must equal."""
-    from qa.features import (
-        DEPS,
-        EXPECTED,
-        HEAD_PREPS,
-        LABEL_GROUPS,
-        QTYPES,
-        STOPWORDS,
-        label_group,
-        stem,
-        words,
-    )
+    from qa.answer.features import DEPS, EXPECTED, HEAD_PREPS, LABEL_GROUPS, QTYPES, label_group
+    from qa.text import STOPWORDS, stem, words
 
     cands = ann.candidates
     out = np.zeros((len(cands), len(SPAN_FEATURES)), dtype=np.float32)
@@ -243,7 +234,7 @@ def _logits_by_walking(model: TreeModel, x: np.ndarray) -> np.ndarray:
 def test_tree_model_matches_sklearn(regress: bool, leaves: int) -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    from qa.features import model_from_dict
+    from qa.answer.features import model_from_dict
 
     rng = np.random.RandomState(0)
     x = rng.rand(2000, 5).astype(np.float32)

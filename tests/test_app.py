@@ -25,9 +25,9 @@ from app.chat import (
     make_filters,
     parse_auth,
 )
+from app.cli import main as cli_main
 from app.uploads import MAX_UPLOAD_BYTES, UploadError, add_uploads, destination, safe_name
 from qa import Answer, AnswererSettings, Assistant, Citation, HashingEmbedder, Index, Release, read_releases
-from qa.cli import main as cli_main
 from qa.serialize import answer_to_dict
 from tests.conftest import SEED
 
@@ -118,12 +118,13 @@ def test_inconsistent_offsets_mark_the_whole_quote() -> None:
     assert 'class="qa-span">One sentence here.</mark>' in render.quote_html(bad)
 
 
-def test_hostile_release_renders_inert_everywhere() -> None:
-    rel = read_releases_from_text(HOSTILE)
+@pytest.mark.parametrize("name", ["hostile.md", "hostile.txt"])
+def test_hostile_release_renders_inert_everywhere(name: str) -> None:
+    rel = read_releases_from_text(HOSTILE, name)
     start = rel.text.index("Quentin")
     end = start + len("Quentin Flibbertigibbet")
     s_start = rel.text.index("The Zorblat")
-    s_end = rel.text.index("\n", s_start)
+    s_end = rel.text.index(".", end) + 1
     a = Answer(
         question="Who is the director?",
         text=rel.text[start:end],
@@ -142,7 +143,10 @@ def test_hostile_release_renders_inert_everywhere() -> None:
         render.header_html([rel]),
     ):
         assert_inert(html)
-    assert "&lt;script&gt;alert(5)&lt;/script&gt;" in render.reply_html(a)
+    if name.endswith(".txt"):  # plain text keeps the tags as text, shown escaped
+        assert "&lt;script&gt;alert(5)&lt;/script&gt;" in render.reply_html(a)
+    else:  # Markdown is read as a reader sees it: the inline script is not text at all
+        assert "alert(5)" not in rel.text and "onerror" not in rel.text
     assert "Quentin Flibbertigibbet</mark>" in render.reply_html(a)
 
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qa import Chunker, ChunkerSettings, make_release, split_sentences
-from qa.chunking import word_count
+from qa.ingest.chunking import word_count
 
 
 def test_abbreviations_are_not_split() -> None:

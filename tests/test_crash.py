@@ -101,7 +101,7 @@ def _leftovers(idx: Path) -> str:
 
 
 def test_sigkill_at_random_moments_leaves_the_old_index_whole(corpora: Corpora, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "qa.cli"]
+    cmd = [sys.executable, "-m", "app.cli"]
     t0 = time.monotonic()
     full = subprocess.run(
         [*cmd, *corpora.argv(corpora.fresh_index(tmp_path / "full"))], capture_output=True, cwd=ROOT
@@ -134,7 +134,7 @@ def test_sigkill_at_random_moments_leaves_the_old_index_whole(corpora: Corpora, 
 # right after that step: every window of the save is hit, whatever the timing.
 KILL_AFTER = """
 import os, signal, sys
-import qa.index as qi
+import qa.index.model as qi
 module, name = {"faiss": (qi.faiss, "write_index"), "store": (qi.Index, "_write_store"),
                 "rename": (os, "rename"), "link": (os, "symlink"), "swap": (os, "replace")}[sys.argv[1]]
 step = getattr(module, name)
@@ -142,7 +142,7 @@ def step_then_die(*a, **k):
     step(*a, **k)
     os.kill(os.getpid(), signal.SIGKILL)
 setattr(module, name, step_then_die)
-from qa.cli import main
+from app.cli import main
 main(sys.argv[2:])
 """
 
@@ -238,7 +238,7 @@ def test_readers_keep_the_old_index_and_switch_when_told(corpora: Corpora, tmp_p
 
 def test_loads_during_a_running_update_see_old_or_new_never_half(corpora: Corpora, tmp_path: Path) -> None:
     idx = corpora.fresh_index(tmp_path / "idx")
-    writer = subprocess.Popen([sys.executable, "-m", "qa.cli", *corpora.argv(idx)], cwd=ROOT)
+    writer = subprocess.Popen([sys.executable, "-m", "app.cli", *corpora.argv(idx)], cwd=ROOT)
     seen = set()
     while writer.poll() is None or not seen:
         state = index_state(Index.load(idx))
@@ -251,14 +251,14 @@ def test_loads_during_a_running_update_see_old_or_new_never_half(corpora: Corpor
 def test_a_load_restarts_when_its_snapshot_is_swapped_away(
     corpora: Corpora, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa.index as qi
+    import qa.index.model as qi
 
     idx = corpora.fresh_index(tmp_path / "idx")
     newer = tmp_path / "newer"
     shutil.copytree(corpora.template, newer, symlinks=True)
     update_index(newer, [corpora.new], embedder=corpora.emb, chunker=HASHING)
     new_index = Index.load(newer)
-    read_manifest, calls = qi._read_manifest, []
+    read_manifest, calls = qi.read_snapshot_manifest, []
 
     def swap_first(root: Path, snap: Path):  # type: ignore[no-untyped-def]
         if not calls:  # a writer swaps in a new snapshot and deletes this one mid-load
@@ -266,12 +266,12 @@ def test_a_load_restarts_when_its_snapshot_is_swapped_away(
         calls.append(snap.name)
         return read_manifest(root, snap)
 
-    monkeypatch.setattr(qi, "_read_manifest", swap_first)
+    monkeypatch.setattr(qi, "read_snapshot_manifest", swap_first)
     loaded = Index.load(idx)
     assert len(calls) == 2 and calls[0] != calls[1]
     assert index_state(loaded) == corpora.new_state
     # a snapshot that is damaged (not replaced) is refused, not retried
-    monkeypatch.setattr(qi, "_read_manifest", read_manifest)
+    monkeypatch.setattr(qi, "read_snapshot_manifest", read_manifest)
     (idx / "current").resolve().joinpath("store.sqlite").write_bytes(b"")
     with pytest.raises(QAIndexError, match="is damaged"):
         Index.load(idx)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from app.cli import main
+from evals.peer_systems import run_cairn
+from evals.suite import PEERS
 from qa import HashingEmbedder
-from qa.cli import main
-from qa.evaluation.cache import cache_key, cached_index
 from qa.evaluation.data import load_squad
-from qa.evaluation.peers import run_cairn
-from qa.evaluation.suite import evaluate
+from qa.evaluation.harness import evaluate
+from qa.index.cache import cache_key, cached_index
 
 ARTICLES = [
     (
@@ -105,6 +106,7 @@ def test_gold_context_answers_from_the_paragraph(tmp_path: Path) -> None:
         systems=("pipeline", "bm25", "cairn"),
         cache_dir=tmp_path / "cache",
         gold_context=True,
+        peers=PEERS,
     )
     pipeline, cairn = report.systems
     assert pipeline.retrieval is None and pipeline.answer is not None
@@ -119,9 +121,9 @@ def test_missing_peer_is_reported_not_faked(tmp_path: Path) -> None:
 
 
 def test_cli_eval_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import qa.evaluation.suite as suite
+    import qa.evaluation.harness as harness
 
-    monkeypatch.setattr(suite, "SentenceTransformerEmbedder", lambda: HashingEmbedder(dimension=64))
+    monkeypatch.setattr(harness, "SentenceTransformerEmbedder", lambda: HashingEmbedder(dimension=64))
     toy = _write_squad(tmp_path / "toy.json")
     args = ["eval", "--dataset", str(toy), "--systems", "pipeline,bm25", "--cache", str(tmp_path / "c"), "-q"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from evals.suite import DEFAULT_CACHE
 from qa import Assistant, SentenceTransformerEmbedder
-from qa.evaluation.cache import cached_index
+from qa.answer.span_reader import reader_available
 from qa.evaluation.data import load_squad, sample
 from qa.evaluation.runner import run_assistant
 from qa.evaluation.scoring import SystemMetrics, system_metrics
-from qa.evaluation.suite import DEFAULT_CACHE
-from qa.reader import reader_available
+from qa.index.cache import cached_index
 from tests.conftest import SHARED, need_shared
 
 pytestmark = pytest.mark.model

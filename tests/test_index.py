@@ -173,7 +173,7 @@ def test_failed_save_keeps_previous(
     index = _build(corpus_dir, embedder)
     index.save(tmp_path / "idx")
     before = _state(Index.load(tmp_path / "idx"))
-    import qa.index as qi
+    import qa.index.model as qi
 
     def boom(*a, **k):  # type: ignore[no-untyped-def]
         raise OSError("disk full")

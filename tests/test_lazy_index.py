@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from qa import ChunkerSettings, HashingEmbedder, Index, QAIndexError, Retriever, make_release, read_releases
-from qa.lexical import BM25
-from qa.lexical import tokenize as bm25_tokens
+from qa.index.lexical import BM25
+from qa.index.lexical import tokenize as bm25_tokens
 
 SETTINGS = ChunkerSettings(max_tokens=24)
 
@@ -106,7 +106,7 @@ def test_passages_holding_agrees_with_the_rows_loaded_built_and_edited(
 def test_add_and_remove_after_load_then_save_equals_a_fresh_build(
     corpus_dir: Path, embedder: HashingEmbedder, saved: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 1.0)  # BM25 saved as base + changes: exact
+    monkeypatch.setattr("qa.index.model.REBUILD_LEXICAL", 1.0)  # BM25 saved as base + changes: exact
     loaded = Index.load(saved)
     gone = next(r for r in loaded.releases.values() if r.path.endswith("beta.md"))
     loaded.remove([gone.id])
@@ -162,13 +162,13 @@ def test_bm25_is_saved_with_the_snapshot_and_rebuilt_when_stale(
     assert loaded._lexical.stale == 0
     loaded.add([EXTRA], embedder)
     assert loaded._lexical.stale > 0
-    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 1.0)  # small change: saved as base + additions
+    monkeypatch.setattr("qa.index.model.REBUILD_LEXICAL", 1.0)  # small change: saved as base + additions
     loaded.save(saved)
     again = Index.load(saved)
     assert again._lexical is not None and set(again._lexical.added) == set(
         again.ids_of_releases("passages", [EXTRA.id])
     )
-    monkeypatch.setattr("qa.index.REBUILD_LEXICAL", 0.0)  # any change: rebuilt at save
+    monkeypatch.setattr("qa.index.model.REBUILD_LEXICAL", 0.0)  # any change: rebuilt at save
     again.save(saved)
     third = Index.load(saved)
     assert third._lexical is not None and not third._lexical.added and third._lexical.stale == 0
@@ -183,7 +183,7 @@ def test_an_index_saved_before_bm25_was_kept_is_upgraded_by_update_index(
     corpus_dir: Path, embedder: HashingEmbedder, saved: Path
 ) -> None:
     from qa import update_index
-    from qa.index import STEMS, _manifest_checksum
+    from qa.index import STEMS, manifest_checksum
 
     snap = (saved / "current").resolve()
     import json
@@ -193,7 +193,7 @@ def test_an_index_saved_before_bm25_was_kept_is_upgraded_by_update_index(
     manifest = json.loads((snap / "manifest.json").read_text())
     manifest["files"] = {k: v for k, v in manifest["files"].items() if (snap / k).exists()}
     manifest.pop("checksum")
-    manifest["checksum"] = _manifest_checksum(manifest)
+    manifest["checksum"] = manifest_checksum(manifest)
     (snap / "manifest.json").write_text(json.dumps(manifest))
     old = Index.load(saved)
     assert old.outdated and old._lexical is None
@@ -206,11 +206,11 @@ def test_an_index_saved_before_bm25_was_kept_is_upgraded_by_update_index(
 
 
 def test_checksums_are_redone_only_for_changed_files(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import qa.index as qi
+    import qa.index.model as qi
 
     hashed: list[str] = []
-    real = qi._sha256
-    monkeypatch.setattr(qi, "_sha256", lambda p: hashed.append(p.name) or real(p))
+    real = qi.sha256_file
+    monkeypatch.setattr(qi, "sha256_file", lambda p: hashed.append(p.name) or real(p))
     Index.load(saved)
     assert hashed == []  # verified when written, unchanged since
     store = (saved / "current").resolve() / "store.sqlite"
@@ -250,7 +250,7 @@ def test_a_large_index_switches_to_ivf_and_keeps_every_operation(
     from qa import Filters
     from qa.index import vector_ids
 
-    monkeypatch.setattr("qa.index.IVF_FROM", 150)
+    monkeypatch.setattr("qa.index.vectors.IVF_FROM", 150)
     releases = [
         make_release(
             f"Statement {i} on topic {i % 7}. The {['port', 'grid', 'bank', 'school'][i % 4]} "

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from qa import Chunker, read_bytes, read_file
-from qa.markdown import html_text, render_markdown
+from qa.ingest.markdown import html_text, render_markdown
 from tests.conftest import SHARED, need_shared
 
 SYNTAX = re.compile(

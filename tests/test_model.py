@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qa import Assistant, SentenceTransformerEmbedder, update_index
-from qa.reader import reader_available
+from qa.answer.span_reader import reader_available
 from tests.conftest import SEED, SHARED_CORPUS, need_shared
 
 pytestmark = pytest.mark.model
@@ -75,7 +75,7 @@ def test_unrelated_question_is_declined(assistant: Assistant) -> None:
 
 
 def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
-    exe = [sys.executable, "-m", "qa.cli"]
+    exe = [sys.executable, "-m", "app.cli"]
     # the CLI as shipped: without the "features" default the test run sets
     env = {k: v for k, v in os.environ.items() if k != "RELEASE_QA_READER"}
     out = subprocess.run(

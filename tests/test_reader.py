@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 
 from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
-from qa.assistant import resolve_reader
-from qa.evaluation.data import EvalItem, EvalSet, article_half
-from qa.neural_answer import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
-from qa.reader import (
-    ReaderSettings,
+from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
+from qa.answer.span_reader import (
     ReadSpan,
+    SpanReader,
+    SpanReaderSettings,
     best_span_in_window,
-    default_reader,
     reader_available,
     spans_in_window,
 )
+from qa.assistant import resolve_reader
+from qa.evaluation.data import EvalItem, EvalSet, article_half
 
 TEXT = "Ministers met in Geneva on Tuesday. The meeting was chaired by Dr. Jane Smith of the delegation."
 
@@ -50,7 +50,7 @@ def test_settings_and_calibration_validate() -> None:
     with pytest.raises(ValueError, match="'x'"):
         resolve_reader("x")
     with pytest.raises(ValueError, match="stride"):
-        ReaderSettings(max_length=128, stride=64)
+        SpanReaderSettings(max_length=128, stride=64)
     with pytest.raises(ValueError, match="weights"):
         Calibration((1.0,), 0.0, 0.5)
     with pytest.raises(ValueError, match="1.5"):
@@ -136,16 +136,14 @@ def test_article_half_splits_questions_not_corpus() -> None:
 
 @pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
 def test_shipped_reader_finds_the_chair() -> None:
-    reader = default_reader()
-    assert reader is not None
+    reader = SpanReader()
     q = "Who chaired the meeting?"
-    span = reader.read(q, TEXT, [0, 36])
-    assert span is not None and "Jane Smith" in TEXT[span.start : span.end]
-    assert span.start >= 36
-    many = reader.read_batch(q, [TEXT, "Nothing to see here at all."])
-    assert many[0] == span or (
-        many[0] is not None and TEXT[many[0].start : many[0].end] == TEXT[span.start : span.end]
-    )
+    (first, second), (other,) = reader.read_spans(q, [TEXT, "Nothing to see here at all."], [[0, 36], [0]])
+    # one span per sentence; the chair's sentence holds the best one
+    assert first.end <= 36 <= second.start and second.score > first.score
+    assert "Jane Smith" in TEXT[second.start : second.end]
+    # probabilities are shared across the texts read together
+    assert first.prob + second.prob + other.prob <= 1.0 + 1e-6
 
 
 def test_each_sentence_gets_its_own_best_span() -> None:

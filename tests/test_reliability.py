@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.cli import main
 from qa import (
     Assistant,
     Chunker,
@@ -34,9 +35,8 @@ from qa import (
     read_bytes,
     update_index,
 )
-from qa.chunking import word_count
-from qa.cli import main
-from qa.releases import MAX_BYTES
+from qa.ingest.chunking import word_count
+from qa.ingest.releases import MAX_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 # what `release-qa index --embedder hashing` builds with: no model, no spaCy
@@ -376,7 +376,7 @@ def test_a_foreign_or_inconsistent_manifest_is_refused(
     built: Path, tmp_path: Path, edit, checksum: bool, message: str
 ) -> None:  # type: ignore[no-untyped-def]
     """``checksum``: the edit also fixes the manifest's own checksum, reaching the later checks."""
-    from qa.index import _manifest_checksum
+    from qa.index import manifest_checksum
 
     idx = tmp_path / "idx"
     snap = _save(built, idx)
@@ -384,7 +384,7 @@ def test_a_foreign_or_inconsistent_manifest_is_refused(
     edit(manifest)
     if checksum:
         manifest.pop("checksum")
-        manifest["checksum"] = _manifest_checksum(manifest)
+        manifest["checksum"] = manifest_checksum(manifest)
     (snap / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(QAIndexError, match=re.escape(message)) as e:
         Index.load(idx)
@@ -604,7 +604,11 @@ def test_property_front_matter_is_read_or_refused_with_a_reason(front: dict, bod
     except ReleaseError as e:
         assert str(e) and "\n" not in str(e)
         return
-    assert rel.text == body.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    # the body, and only the body, read as Markdown
+    from qa.ingest.markdown import render_markdown
+
+    clean = body.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
+    assert rel.text == render_markdown(clean).text.strip()
     _check_release(rel, 24, "hashing")
 
 

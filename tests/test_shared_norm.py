@@ -124,7 +124,7 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
         SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, stop_after_windows=6, **common)
     )
     assert first["state"]["steps"] == 1 and not first["done"]
-    assert (tmp_path / "a" / "optimizer.pt").is_file()
+    assert (tmp_path / "a" / "optimizer.safetensors").is_file()
     resumed = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common), resume=True)
     whole = train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=20, **common))
     assert resumed["done"] and whole["done"] and whole["state"]["steps"] >= 3

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qa.embedding import packaged_model_path
-from qa.train_reader import (
+from qa.training.reader import (
     ReaderTrainConfig,
     SquadExample,
     _batches,

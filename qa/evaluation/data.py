@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from qa.releases import make_release, read_releases
+from qa.ingest.releases import make_release, read_releases
 from qa.types import Release
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,6 @@ class EvalSet:
     releases: tuple[Release, ...]
     items: tuple[EvalItem, ...]
     sources: tuple[str, ...] = ()
-
-    @property
-    def has_unanswerable(self) -> bool:
-        return any(not i.answerable for i in self.items)
 
 
 # ---------------------------------------------------------------- question types

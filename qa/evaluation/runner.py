@@ -145,11 +145,7 @@ class StageClock:
 
 def operating_threshold(assistant: Assistant) -> float:
     """The threshold ``ask`` applies by default (the answerer's own, when it has one)."""
-    answerer = assistant.answerer
-    t = getattr(answerer, "threshold", None)
-    if isinstance(t, int | float):
-        return float(t)
-    return float(answerer.settings.threshold)  # type: ignore[arg-type]
+    return float(assistant.answerer.threshold)
 
 
 def _prediction(
@@ -188,7 +184,7 @@ def run_assistant(
     targets = [
         (assistant.retriever, "encode", "encode"),
         (assistant.retriever, "search_encoded", "retrieve"),
-        (assistant.answerer, "answer", "answer"),
+        (assistant.answerer, "candidates", "answer"),
     ]
     items = eval_set.items
     if gold_context:

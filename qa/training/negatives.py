@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder
 from qa.index import Index
-from qa.retrieval import Retriever
+from qa.ingest.chunking import ChunkerSettings
+from qa.retrieval.retriever import Retriever
 from qa.types import Release
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def negatives_of(hits_texts: Sequence[str], answers: Sequence[str], n: int) -> t
 def retrieval_index(releases: Sequence[Release], embedder: Embedder, folder: str | os.PathLike[str]) -> Index:
     """The index that negatives are mined from, built once into ``folder`` (no annotation: the
     retriever needs passages, sentences and their vectors, not the answerer's parses)."""
-    from qa.evaluation.cache import cached_index
+    from qa.index.cache import cached_index
 
     index, path, built = cached_index(
         releases, embedder, folder, chunker=ChunkerSettings(annotator=None), progress=True
@@ -121,7 +121,7 @@ def mine_squad(
     import random
 
     from qa.evaluation.data import load_squad
-    from qa.train_reader import read_squad
+    from qa.training.reader import read_squad
 
     examples = [e for e in read_squad(train) if e.answers]
     random.Random(seed).shuffle(examples)

@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.reader import windows
-from qa.train_reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad
+from qa.answer.span_reader import windows
+from qa.training.reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,37 @@ def _lr(cfg: SharedNormConfig, seen: int) -> float:
     return cfg.lr * max(0.0, (1 - frac) / (1 - cfg.warmup))
 
 
-def _save(model: Any, tokenizer: Any, opt: Any, out: Path, meta: dict[str, Any]) -> None:
+OPTIMIZER = "optimizer.safetensors"
+"""The optimiser's moments and the RNG state, as tensors (nothing pickled)."""
+
+
+def _optimizer_state(opt: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     import torch
+
+    sd = opt.state_dict()
+    tensors = {
+        f"state.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).contiguous()
+        for pid, st in sd["state"].items()
+        for k, v in st.items()
+    }
+    tensors["rng"] = torch.get_rng_state()
+    return tensors, sd["param_groups"]
+
+
+def _restore_optimizer(opt: Any, tensors: dict[str, Any], groups: list[dict[str, Any]]) -> None:
+    import torch
+
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("state."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+    torch.set_rng_state(tensors["rng"].cpu())
+
+
+def _save(model: Any, tokenizer: Any, opt: Any, out: Path, meta: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
 
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -267,7 +296,9 @@ def _save(model: Any, tokenizer: Any, opt: Any, out: Path, meta: dict[str, Any])
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     # the optimiser and the RNG (dropout): a resumed run continues exactly as an unstopped one
-    torch.save({"optimizer": opt.state_dict(), "rng": torch.get_rng_state()}, tmp / "optimizer.pt")
+    tensors, groups = _optimizer_state(opt)
+    save_file(tensors, tmp / OPTIMIZER)
+    meta = {**meta, "optimizer_groups": groups}
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
     old = out.with_name(out.name + ".old")
     if out.exists():
@@ -283,7 +314,7 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from qa.reader import READER_PATH
+    from qa.answer.span_reader import READER_PATH
 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -309,10 +340,10 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr,
     )
-    if meta_prev and (out / "optimizer.pt").is_file():
-        saved = torch.load(out / "optimizer.pt", map_location=device)
-        opt.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
+    from safetensors.torch import load_file
+
+    if meta_prev and (out / OPTIMIZER).is_file():
+        _restore_optimizer(opt, load_file(out / OPTIMIZER, device=device), meta_prev["optimizer_groups"])
     state = dict(meta_prev.get("state", {"squad": 0, "press": 0, "groups": 0, "windows": 0, "steps": 0}))
     history: list[dict[str, Any]] = list(meta_prev.get("history", []))
     seconds = float(meta_prev.get("seconds", 0.0))

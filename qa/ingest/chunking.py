@@ -170,6 +170,3 @@ class Chunker:
                 break
             i = max(j - overlap, i + 1)
         return passages
-
-    def chunk_batch(self, releases: Sequence[Release]) -> list[list[Passage]]:
-        return [self.chunk(r) for r in releases]

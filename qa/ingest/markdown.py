@@ -21,7 +21,9 @@ from html.parser import HTMLParser
 from typing import Any
 
 _SPACES = re.compile(r"[ \t\u00a0]+")
-_UNPAIRED = re.compile(r"\*+|_{2,}|\]\((?:https?|mailto):[^)\s]*\)")
+_HIDDEN_OPEN = re.compile(r"<(script|style)\b", re.I)
+_HIDDEN_CLOSE = re.compile(r"</(script|style)\s*>", re.I)
+_UNPAIRED = re.compile(r"\*+|\]\((?:https?|mailto):[^)\s]*\)")
 """Emphasis runs the parser left as text: sloppy archives write "**Heading. **", whose closing
 run follows a space and so cannot close; a reader's browser would show the asterisks. Likewise
 the "](url)" tail of a link whose text a blank line broke. Literal asterisks in a Markdown
@@ -117,8 +119,17 @@ def _inline(children: list[Any], links: list[Link]) -> str:
     """The text of an inline token stream: softbreaks join lines, links keep their text."""
     out: list[str] = []
     link_stack: list[tuple[str, int]] = []  # (href, where its text starts in out)
+    hidden = 0  # inside an inline <script> or <style>: nothing a reader sees
     for t in children:
         kind = t.type
+        if kind == "html_inline" and _HIDDEN_OPEN.match(t.content):
+            hidden += 1
+            continue
+        if kind == "html_inline" and _HIDDEN_CLOSE.match(t.content):
+            hidden = max(0, hidden - 1)
+            continue
+        if hidden:
+            continue
         if kind == "text":
             out.append(_UNPAIRED.sub("", t.content))
         elif kind in ("text_special", "code_inline"):  # an escape or code: literal

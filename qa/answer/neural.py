@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import Answerer, AnswererSettings, alternatives, date_prior, declined, quoted
-from qa.features import Question
+from qa.answer.base import Candidate, answer, date_prior
+from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
+from qa.answer.features import Question
+from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader
 from qa.index import Index
-from qa.reader import READER_PATH, Reader, ReadSpan
-from qa.types import Answer, Citation, Hit, Sentence
+from qa.types import Answer, Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
@@ -88,28 +89,17 @@ UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0, 0.0, 0.0), bias=0.0, thr
 """Before ``calibrate-reader`` has run: the span's probability share, as it is."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReadCandidate:
-    """The reader's span in one passage, with the features the calibration scores."""
-
-    hit: Hit
-    rank: int
-    sentence: Sentence
-    start: int  # release offsets
-    end: int
-    span: ReadSpan
-    features: np.ndarray
-    prob: float
-
-
 class NeuralAnswerer:
-    """Same interface as ``Answerer``; reads the top ``settings.passages`` passages."""
+    """The span reader's best span in each sentence of the top passages, scored by the
+    calibration (``Answerer`` protocol). How many passages it reads: ``passages``, else the
+    calibration's ``passages`` (what it was fitted with); ``settings.threshold`` overrides the
+    calibration's threshold."""
 
     def __init__(
         self,
         index: Index,
         settings: AnswererSettings | None = None,
-        reader: Reader | None = None,
+        reader: SpanReader | None = None,
         calibration: Calibration | None = None,
         *,
         passages: int | None = None,
@@ -117,7 +107,7 @@ class NeuralAnswerer:
         """``passages``: how many top passages to read (None: as many as the calibration was fitted on)."""
         self.index = index
         self.settings = settings if settings is not None else AnswererSettings()
-        self.reader = reader if reader is not None else Reader(READER_PATH)
+        self.reader = reader if reader is not None else SpanReader(READER_PATH)
         if calibration is None:
             cal = self.reader.path / "calibration.json"
             calibration = Calibration.load(cal) if cal.is_file() else UNCALIBRATED
@@ -125,7 +115,7 @@ class NeuralAnswerer:
         if passages is not None and passages < 1:
             raise ValueError(f"passages must be >= 1, got {passages!r}")
         self.passages = calibration.passages if passages is None else passages
-        self.features = Answerer(index, self.settings)
+        self.features = FeatureAnswerer(index, self.settings)
 
     @property
     def threshold(self) -> float:
@@ -135,7 +125,7 @@ class NeuralAnswerer:
 
     def candidates(
         self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
-    ) -> list[ReadCandidate]:
+    ) -> list[Candidate]:
         """The reader's best span in each sentence of the passages read (a sentence two passages
         share counts once, with its better reading)."""
         top = list(hits[: self.passages])
@@ -155,7 +145,7 @@ class NeuralAnswerer:
             }
         q = Question.parse(question, context)
         top_score = max((sp.score for spans in per_text for sp in spans), default=0.0)
-        found: dict[tuple[str, int], tuple[Hit, int, Sentence, int, int, ReadSpan, list[float]]] = {}
+        found: dict[tuple[str, int], _Reading] = {}
         for rank, (h, spans) in enumerate(zip(top, per_text, strict=True)):
             sents = h.passage.sentences
             offsets = [s.start - h.passage.start for s in sents]
@@ -165,7 +155,7 @@ class NeuralAnswerer:
                 a = max(s.start, h.passage.start + sp.start)
                 b = min(s.end, h.passage.start + sp.end)
                 key = (s.release_id, s.start)
-                if b <= a or (key in found and found[key][5].score >= sp.score):
+                if b <= a or (key in found and found[key].span.score >= sp.score):
                     continue
                 p = min(max(sent_prob.get(key, 0.5), 1e-4), 1 - 1e-4)
                 f = [
@@ -176,15 +166,23 @@ class NeuralAnswerer:
                     sp.score - top_score,
                     float(sp.score >= best_here),
                 ]
-                found[key] = (h, rank, s, a, b, sp, f)
+                found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())
         if not rows:
             return []
-        x = np.asarray([r[6] for r in rows], dtype=np.float64)
+        x = np.asarray([r.features for r in rows], dtype=np.float64)
         probs = self.calibration.proba(x)
         return [
-            ReadCandidate(h, rank, s, a, b, sp, x[i], float(probs[i]) * date_prior(q, h.release.date, s.text))
-            for i, (h, rank, s, a, b, sp, _) in enumerate(rows)
+            Candidate(
+                r.hit,
+                r.rank,
+                r.sentence,
+                r.start,
+                r.end,
+                float(probs[i]) * date_prior(q, r.hit.release.date, r.sentence.text),
+                x[i],
+            )
+            for i, r in enumerate(rows)
         ]
 
     def answer(
@@ -197,22 +195,25 @@ class NeuralAnswerer:
         context: str | None = None,
         resolved_question: str | None = None,
     ) -> Answer:
-        limit = self.threshold if threshold is None else threshold
-        cands = self.candidates(question, qvec, hits, context)
-        if not cands:
-            return declined(question, 0.0, hits, resolved_question)
-        best = max(cands, key=lambda c: c.prob)
-        if best.prob < limit:
-            return declined(question, best.prob, hits, resolved_question)
-        alts = self._alternatives(question, best, cands, limit)
-        rel = best.hit.release
-        return quoted(
-            question, best.prob, rel, best.sentence, best.start, best.end, hits, resolved_question, alts
+        return answer(
+            self,
+            question,
+            qvec,
+            hits,
+            threshold=threshold,
+            context=context,
+            resolved_question=resolved_question,
         )
 
-    def _alternatives(
-        self, question: str, best: ReadCandidate, cands: Sequence[ReadCandidate], limit: float
-    ) -> tuple[Citation, ...]:
-        trio = [(c.prob, c.hit.release, c) for c in cands]
-        picked = alternatives(question, best.prob, best.hit.release.id, trio, limit)
-        return tuple(Citation.of(c.hit.release, c.start, c.end) for c in picked)
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """The reader's span in one sentence, before calibration."""
+
+    hit: Hit
+    rank: int
+    sentence: Sentence
+    start: int  # release offsets
+    end: int
+    span: ReadSpan
+    features: list[float]

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
+from qa.answer.span_reader import READER_PATH, SpanReader
 from qa.assistant import Assistant
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.evaluation.cache import cached_index
 from qa.evaluation.data import article_half, load_squad, sample
 from qa.evaluation.metrics import squad_scores
-from qa.neural_answer import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
-from qa.reader import READER_PATH, Reader
+from qa.index.cache import cached_index
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ def fit_calibration(
     assistant = Assistant(index, emb, reader="features")
     # every feature computed (the uncalibrated model names them all), only ``features`` fitted
     everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)
-    answerer = NeuralAnswerer(index, reader=Reader(reader_path), calibration=everything, passages=passages)
+    answerer = NeuralAnswerer(
+        index, reader=SpanReader(reader_path), calibration=everything, passages=passages
+    )
     xs: list[np.ndarray] = []
     ys: list[int] = []
     per_q: list[tuple[int, int, list[float], bool]] = []  # rows [lo, hi), f1 per row, answerable

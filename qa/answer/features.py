@@ -1,7 +1,7 @@
 """Features of the answerer's two decisions: which sentence answers, and which span of it.
 
 Both are scored by small logistic-regression models trained on SQuAD v1.1 train
-(``qa.train``); this module turns (question, sentence, candidate) into numbers, the
+(``qa.training.answerer``); this module turns (question, sentence, candidate) into numbers, the
 same way at training and at answering time.
 """
 
@@ -16,44 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qa.annotate import Annotation, Candidate
+from qa.ingest.annotate import Annotation, Candidate
+from qa.text import STOPWORDS, content_stems, stem
 
-# ---------------------------------------------------------------- words
-
-STOPWORDS = frozenset(
-    """a an the of in on at to for from by with and or but is are was were be been being do does
-    did has have had what which who whom whose when where why how that this these those it its
-    as about into over under than then there their they them he she his her we our you your i
-    me my not no yes can could would should will shall may might must also any all each some
-    such so if up out off more most other many much said say says tell name named""".split()  # noqa: SIM905
-)
-_WORD = re.compile(r"[A-Za-z0-9]+(?:[.'’-][A-Za-z0-9]+)*")
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _DIGIT = re.compile(r"[0-9]")
-
-
-@functools.lru_cache(maxsize=1)
-def _stem_words():  # type: ignore[no-untyped-def]
-    try:
-        import Stemmer
-
-        return Stemmer.Stemmer("english").stemWord
-    except ImportError:  # pragma: no cover
-        return lambda w: w
-
-
-@functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    return _stem_words()(word.lower())
-
-
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text)]
-
-
-def content_stems(text: str) -> list[str]:
-    """Stems of the words that carry meaning, in order."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
 
 
 def years(text: str) -> set[str]:

@@ -1,15 +1,15 @@
-"""Extractive answering: find the sentence that answers, the short span in it, cite both.
+"""The feature answerer: find the sentence that answers, the short span in it, cite both.
 
-Two small logistic-regression models (``qa/models/answerer.json``, trained by
-``release-qa train-answerer`` on SQuAD v1.1 train) score the candidate sentences of
-the top passages and the candidate spans within them (from the index-time
-annotation). The best sentence's probability is the answer's score: calibrated,
-it decides when to decline.
+Two small models (``qa/models/answerer.json``: boosted trees, or logistic regression with
+``--model lr``; trained by ``release-qa train-answerer`` on SQuAD v1.1 train) score the
+candidate sentences of the top passages and the candidate spans within them (from the
+index-time annotation). The best sentence's probability is the answer's score: calibrated,
+it decides when to decline. It needs no neural reader, and the neural answerer asks it for
+its view of each sentence.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import itertools
 import json
@@ -22,33 +22,27 @@ from typing import TypeVar
 
 import numpy as np
 
-from qa.annotate import Annotation
-from qa.features import (
+from qa.answer.base import Candidate, answer, date_prior
+from qa.answer.features import (
     SENTENCE_FEATURES,
     SPAN_FEATURES,
     Model,
     Question,
     add_relative,
-    content_stems,
     model_from_dict,
     sentence_features,
     span_features,
     span_features_many,
-    years,
 )
 from qa.index import Index
-from qa.types import Answer, Citation, Hit, Release, Sentence
+from qa.ingest.annotate import Annotation
+from qa.types import Answer, Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MODEL_PATH = Path(__file__).parent / "models" / "answerer.json"
-
-
-def content_words(text: str) -> set[str]:
-    """Stemmed words that carry meaning: what "overlap with the question" counts."""
-    return set(content_stems(text))
+MODEL_PATH = Path(__file__).parents[1] / "models" / "answerer.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +91,8 @@ class AnswererSettings:
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """One candidate sentence with its features, span scores and probability."""
+    """One candidate sentence with its features, span scores, probability, and the release offsets
+    of its best span (the whole sentence when it has no candidate spans)."""
 
     sentence: Sentence
     hit: Hit
@@ -105,15 +100,16 @@ class Scored:
     features: np.ndarray
     span_probs: np.ndarray
     prob: float
+    start: int
+    end: int
 
 
 _FALLBACK_THRESHOLD = 0.35
-ALTERNATIVE_RATIO = 0.6
-"""Another release is an alternative when its best answer scores at least this share of the best."""
 
 
-class Answerer:
-    """Scores candidate sentences, then spans, with the trained models (or a fallback)."""
+class FeatureAnswerer:
+    """Scores candidate sentences, then spans, with the trained models (or a fallback): the
+    answerer that needs no neural reader (``Answerer`` protocol)."""
 
     def __init__(
         self,
@@ -144,7 +140,8 @@ class Answerer:
             self._idf = (self.index.version, {w: math.log(1 + n / c) for w, c in df.items() if c > 0})
         return self._idf[1]
 
-    def candidates(self, hits: Sequence[Hit]) -> list[tuple[Sentence, Hit, int]]:
+    def _sentences(self, hits: Sequence[Hit]) -> list[tuple[Sentence, Hit, int]]:
+        """(sentence, its passage's hit, the passage's rank) of the passages read, each sentence once."""
         seen: set[tuple[str, int]] = set()
         out = []
         for rank, h in enumerate(hits[: self.settings.passages]):
@@ -159,7 +156,7 @@ class Answerer:
         self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
     ) -> list[Scored]:
         """Every candidate sentence of the top passages, scored (unsorted)."""
-        cands = self.candidates(hits)
+        cands = self._sentences(hits)
         if not cands:
             return []
         q = Question.parse(question, context)
@@ -199,7 +196,17 @@ class Answerer:
         probs = self.models.sentence.proba(x) if self.models is not None else _fallback_sentence(x)
         probs = probs * np.asarray([date_prior(q, h.release.date, s.text) for s, h, _ in cands])
         return [
-            Scored(s, h, rank, x[i], span_probs[i], float(probs[i])) for i, (s, h, rank) in enumerate(cands)
+            Scored(s, h, rank, x[i], span_probs[i], float(probs[i]), *_best_span(s, span_probs[i], anns[i]))
+            for i, (s, h, rank) in enumerate(cands)
+        ]
+
+    def candidates(
+        self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
+    ) -> list[Candidate]:
+        """Each sentence's best span, with the sentence's probability."""
+        return [
+            Candidate(sc.hit, sc.passage_rank, sc.sentence, sc.start, sc.end, sc.prob, sc.features)
+            for sc in self.score(question, qvec, hits, context)
         ]
 
     def _span_probs(self, q: Question, texts: Sequence[str], anns: Sequence[Annotation]) -> list[np.ndarray]:
@@ -224,95 +231,23 @@ class Answerer:
         resolved_question: str | None = None,
     ) -> Answer:
         """``context``: the earlier question when this one is a follow-up."""
-        limit = self.threshold if threshold is None else threshold
-        scored = self.score(question, qvec, hits, context)
-        if not scored:
-            return declined(question, 0.0, hits, resolved_question)
-        best = max(scored, key=lambda c: c.prob)
-        if best.prob < limit:
-            return declined(question, best.prob, hits, resolved_question)
-        start, end = self._span(best)
-        alts = self._alternatives(question, best, scored, limit)
-        return quoted(
-            question, best.prob, best.hit.release, best.sentence, start, end, hits, resolved_question, alts
+        return answer(
+            self,
+            question,
+            qvec,
+            hits,
+            threshold=threshold,
+            context=context,
+            resolved_question=resolved_question,
         )
 
-    def _span(self, sc: Scored) -> tuple[int, int]:
-        """Release offsets of the best candidate span (the whole sentence if none)."""
-        s = sc.sentence
-        if not len(sc.span_probs):
-            return s.start, s.end
-        c = self.index.annotation(s).candidates[int(np.argmax(sc.span_probs))]
-        return s.start + c.start, s.start + c.end
 
-    def _alternatives(
-        self, question: str, best: Scored, scored: Sequence[Scored], limit: float
-    ) -> tuple[Citation, ...]:
-        cands = [(sc.prob, sc.hit.release, sc) for sc in scored]
-        picked = alternatives(question, best.prob, best.hit.release.id, cands, limit)
-        return tuple(Citation.of(sc.hit.release, *self._span(sc)) for sc in picked)
-
-
-def quoted(
-    question: str,
-    score: float,
-    release: Release,
-    sentence: Sentence,
-    start: int,
-    end: int,
-    hits: Sequence[Hit],
-    resolved_question: str | None,
-    alternatives: tuple[Citation, ...],
-) -> Answer:
-    """The answer quoting ``release.text[start:end]`` inside ``sentence``, with its citation."""
-    return Answer(
-        question=question,
-        text=release.text[start:end],
-        sentence=sentence.text,
-        score=score,
-        citation=Citation.of(release, start, end),
-        sentence_start=sentence.start,
-        sentence_end=sentence.end,
-        hits=tuple(hits),
-        resolved_question=resolved_question,
-        alternatives=alternatives,
-    )
-
-
-def declined(question: str, score: float, hits: Sequence[Hit], resolved_question: str | None) -> Answer:
-    return Answer(question, None, None, score, None, hits=tuple(hits), resolved_question=resolved_question)
-
-
-def alternatives(
-    question: str,
-    best_prob: float,
-    best_release: str,
-    candidates: Sequence[tuple[float, Release, T]],
-    limit: float,
-) -> list[T]:
-    """The best candidate of each other release scoring close to the best (at most 3), when the
-    question names no year to choose between them (say, each year's edition of a summit)."""
-    if Question.parse(question).years:
-        return []
-    per_release: dict[str, T] = {}
-    for prob, release, c in sorted(candidates, key=lambda t: -t[0]):
-        if prob >= max(limit, ALTERNATIVE_RATIO * best_prob):
-            per_release.setdefault(release.id, c)
-    per_release.pop(best_release, None)
-    return list(per_release.values())[:3]
-
-
-YEAR_MISMATCH = 0.35
-"""Weight of a sentence from a release dated in another year than the question names.
-
-The models learned from SQuAD, whose articles carry no dates, so they cannot know that
-"the 2021 joint statement" rules out the 2023 one; this rule says it."""
-
-
-def date_prior(q: Question, release_date: dt.date | None, sentence_text: str) -> float:
-    if not q.years or release_date is None or str(release_date.year) in q.years:
-        return 1.0
-    return 1.0 if q.years & years(sentence_text) else YEAR_MISMATCH
+def _best_span(s: Sentence, span_probs: np.ndarray, ann: Annotation) -> tuple[int, int]:
+    """Release offsets of the sentence's best candidate span (the whole sentence if none)."""
+    if not len(span_probs):
+        return s.start, s.end
+    c = ann.candidates[int(np.argmax(span_probs))]
+    return s.start + c.start, s.start + c.end
 
 
 def _fallback_sentence(x: np.ndarray) -> np.ndarray:

@@ -14,9 +14,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from qa.chunking import ChunkerSettings
 from qa.embedding import Embedder
 from qa.index import FORMAT_VERSION, Index, QAIndexError
+from qa.ingest.chunking import ChunkerSettings
 from qa.types import Release
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The neural reader: a MiniLM span-extraction model, fine-tuned by the project on SQuAD v1.1 train.
+"""The span reader: a MiniLM span-extraction model, fine-tuned by the project on SQuAD v1.1 train.
 
 It reads the question with each of the top passages (windowed when a passage is longer than the
 model's window) and returns the best span that lies within one sentence, with its start+end logit
@@ -23,11 +23,11 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-READER_PATH = Path(__file__).parent / "models" / "reader"
+READER_PATH = Path(__file__).parents[1] / "models" / "reader"
 
 
 @dataclass(frozen=True, slots=True)
-class ReaderSettings:
+class SpanReaderSettings:
     """``max_length``/``stride``: the window the model reads; ``max_answer_tokens``: the longest span."""
 
     max_length: int = 256
@@ -107,14 +107,16 @@ def export_reader_onnx(model_dir: Path, out: Path) -> Path:
     return out
 
 
-class Reader:
+class SpanReader:
     """Reads (question, text) pairs; cheap to construct, the model loads on first use."""
 
-    def __init__(self, path: str | os.PathLike[str] = READER_PATH, settings: ReaderSettings | None = None):
+    def __init__(
+        self, path: str | os.PathLike[str] = READER_PATH, settings: SpanReaderSettings | None = None
+    ):
         self.path = Path(path)
         if not reader_available(self.path):
             raise FileNotFoundError(f"no reader model in {self.path} (config.json and *.safetensors)")
-        self.settings = settings if settings is not None else ReaderSettings()
+        self.settings = settings if settings is not None else SpanReaderSettings()
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -146,21 +148,6 @@ class Reader:
     def warm(self) -> None:
         """Load (exporting on first use) now, so the first question is as fast as the rest."""
         self._load()
-
-    def read(self, question: str, text: str, sentence_starts: Sequence[int] | None = None) -> ReadSpan | None:
-        return self.read_batch(question, [text], [sentence_starts])[0]
-
-    def read_batch(
-        self,
-        question: str,
-        texts: Sequence[str],
-        sentence_starts: Sequence[Sequence[int] | None] | None = None,
-    ) -> list[ReadSpan | None]:
-        """The best span of each text for one question (see ``read_spans``)."""
-        return [
-            max(spans, key=lambda r: r.score) if spans else None
-            for spans in self.read_spans(question, texts, sentence_starts)
-        ]
 
     def read_spans(
         self,
@@ -300,9 +287,3 @@ def best_span_in_window(
         return None
     score, a, b, _ = max(spans)
     return score, a, b, log_mass
-
-
-@functools.lru_cache(maxsize=2)
-def default_reader(path: str = str(READER_PATH)) -> Reader | None:
-    """The shipped reader, shared by every assistant in the process; None when not installed."""
-    return Reader(path) if reader_available(path) else None

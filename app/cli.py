@@ -16,6 +16,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_INDEX = "embeddings/default"
+DEFAULT_TRAIN = "../shared/train/squad-v1.1-train.json.gz"
+"""SQuAD v1.1 train, where this repository's checkout finds it (beside it, in shared/)."""
 
 
 def _date(value: str) -> dt.date:
@@ -104,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_train_answerer(args: argparse.Namespace) -> int:
-    from qa.train import TrainSettings, train_answerer
+    from qa.training.answerer import TrainSettings, train_answerer
 
     settings = TrainSettings(
         articles=args.articles,
@@ -114,15 +116,16 @@ def cmd_train_answerer(args: argparse.Namespace) -> int:
         trees=args.trees,
         span_target=args.span_target,
     )
-    payload = train_answerer(args.out, data=args.data, settings=settings, cache=args.cache)
-    print(
-        json.dumps({"out": str(args.out), "threshold": payload["threshold"], **payload["metrics"]}, indent=2)
-    )
+    from qa.answer.feature_answerer import MODEL_PATH
+
+    out = args.out if args.out is not None else MODEL_PATH
+    payload = train_answerer(out, data=args.data, settings=settings, cache=args.cache)
+    print(json.dumps({"out": str(out), "threshold": payload["threshold"], **payload["metrics"]}, indent=2))
     return 0
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
-    from qa.train_reader import ReaderTrainConfig, train_reader
+    from qa.training.reader import ReaderTrainConfig, train_reader
 
     cfg = ReaderTrainConfig(
         train=args.data,
@@ -189,19 +192,20 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
 
 
 def cmd_export_reader(args: argparse.Namespace) -> int:
-    from qa.train_reader import export_reader
+    from qa.answer.span_reader import READER_PATH
+    from qa.training.reader import export_reader
 
-    print(export_reader(args.checkpoint, args.out))
+    print(export_reader(args.checkpoint, args.out if args.out is not None else READER_PATH))
     return 0
 
 
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
-    from qa.evaluation.calibrate import calibrate_reader
-    from qa.evaluation.suite import DEFAULT_CACHE
+    from app.eval_cli import DEFAULT_CACHE
+    from qa.training.calibrate import calibrate_reader
 
     r = calibrate_reader(
         args.dataset,
-        args.cache or DEFAULT_CACHE,
+        args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,
         args.out,
         limit=args.limit,
         passages=args.passages,
@@ -265,12 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_reader(p)
     p.set_defaults(func=cmd_serve)
 
-    from qa.answer import MODEL_PATH
-    from qa.train import DEFAULT_TRAIN
-
     p = sub.add_parser("train-answerer", help="train the answerer's models on SQuAD v1.1 train")
     p.add_argument("--data", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (.json or .json.gz)")
-    p.add_argument("--out", default=str(MODEL_PATH), help="where the model JSON goes")
+    p.add_argument("--out", default=None, help="where the model JSON goes (default: the packaged model)")
     p.add_argument("--articles", type=int, default=40)
     p.add_argument("--questions", type=int, default=5000)
     p.add_argument("--seed", type=int, default=13)
@@ -341,11 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_train_open_reader)
 
-    from qa.reader import READER_PATH
-
     p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")
     p.add_argument("checkpoint", help="a train-reader checkpoint folder")
-    p.add_argument("--out", default=str(READER_PATH))
+    p.add_argument("--out", default=None, help="where it goes (default: the packaged reader)")
     p.set_defaults(func=cmd_export_reader)
 
     p = sub.add_parser(
@@ -365,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_calibrate_reader)
 
     try:
-        from qa.evaluation.cli import add_eval_parser
+        from app.eval_cli import add_eval_parser
     except ImportError:
         pass
     else:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 from qa.embedding import Embedder
-from qa.index import Index, search_params
-from qa.lexical import BM25
-from qa.types import Hit, Release
+from qa.index import Index
+from qa.index.lexical import BM25
+from qa.index.vectors import search_params
+from qa.retrieval.filters import Filters
+from qa.retrieval.fusion import reciprocal_rank_fusion
+from qa.types import Hit
 
 logger = logging.getLogger(__name__)
 
@@ -23,43 +24,6 @@ logger = logging.getLogger(__name__)
 faiss.omp_set_num_threads(1)
 
 MODES = ("hybrid", "dense", "bm25")
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """Which releases may answer: a date range (inclusive) and a set of sources.
-
-    A release without a date is excluded by any date bound; ``sources`` matches
-    case-insensitively.
-    """
-
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-    sources: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
-        if isinstance(self.sources, str):
-            raise ValueError(f"sources must be a tuple of names, got the string {self.sources!r}")
-
-    @property
-    def empty(self) -> bool:
-        return self.date_from is None and self.date_to is None and self.sources is None
-
-    def allows(self, release: Release) -> bool:
-        if self.date_from is not None or self.date_to is not None:
-            if release.date is None:
-                return False
-            if self.date_from is not None and release.date < self.date_from:
-                return False
-            if self.date_to is not None and release.date > self.date_to:
-                return False
-        if self.sources is not None:
-            wanted = {s.casefold() for s in self.sources}
-            if (release.source or "").casefold() not in wanted:
-                return False
-        return True
 
 
 def _check_k(k: int) -> int:
@@ -226,8 +190,4 @@ class Retriever:
         ]
 
     def _fuse(self, rankings: Sequence[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
-        fused: dict[int, float] = {}
-        for ranking in rankings:
-            for rank, (fid, _) in enumerate(ranking):
-                fused[fid] = fused.get(fid, 0.0) + 1.0 / (self.rrf_k + rank + 1)
-        return sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:k]
+        return reciprocal_rank_fusion(rankings, k, self.rrf_k)

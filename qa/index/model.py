@@ -7,7 +7,7 @@ On disk an index is a folder::
                             /passages.faiss  (IndexIDMap2 over IndexFlatIP)
                             /sentences.faiss
                             /store.sqlite    (releases, passage and sentence offsets, annotations)
-                            /bm25.*          (bm25s arrays, .npy and JSON; see qa.lexical)
+                            /bm25.*          (bm25s arrays, .npy and JSON; see qa.index.lexical)
                             /stems.json      (passage counts of stems: the answerer's IDF)
                             /verified.json   (stat of each file when last hashed)
     <path>/.lock                            (held by a writer)
@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -35,285 +32,46 @@ import shutil
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import faiss
 import numpy as np
 
-from qa.annotate import EMPTY, Annotation, annotate_batch
-from qa.chunking import Chunker, ChunkerSettings
 from qa.embedding import Embedder
-from qa.features import content_stems
-from qa.lexical import BM25, lexical_text
-from qa.store import Store, update_store, write_store
+from qa.index.lexical import BM25
+from qa.index.manifest import Manifest, QAIndexError, corpus_fingerprint, rebuild_hint
+from qa.index.snapshot import (
+    clean_stale,
+    fsync_path,
+    is_current,
+    read_snapshot_manifest,
+    remember_verified,
+    resolve_snapshot,
+    sha256_file,
+    stat_key,
+    verified_sums,
+    writer_lock,
+)
+from qa.index.store import Store, update_store, write_store
+from qa.index.table import Table
+from qa.index.vectors import flat_index, sentence_key, sized, vector_id, vector_ids, wants_ivf
+from qa.ingest.annotate import EMPTY, Annotation, annotate_batch
+from qa.ingest.chunking import Chunker, ChunkerSettings
+from qa.text import content_stems, lexical_text, passage_embedding_text
 from qa.types import Passage, Release, Sentence
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "release-qa-index"
-FORMAT_VERSION = 2
-TITLE_WORDS = 32
+
 REBUILD_LEXICAL = 0.05
+
+
 """Rebuild BM25 at save once this share of passages changed since it was built."""
+
+
 STEMS = "stems.json"
-
-
-class QAIndexError(RuntimeError):
-    """An index that cannot be loaded or written; the message says why and what to do."""
-
-
-def vector_id(key: str) -> int:
-    """A positive int64 FAISS id from a content key, stable across rebuilds."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 4
-
-
-def sentence_key(s: Sentence) -> str:
-    return f"{s.release_id}:s:{s.start}:{s.end}"
-
-
-def passage_embedding_text(release: Release, passage: Passage) -> str:
-    """What the encoder sees for a passage: its release's title, then the passage.
-
-    Questions often name the event or the year, which the title holds and the
-    passage may not.
-    """
-    title = " ".join(release.title.split()[:TITLE_WORDS])
-    return f"{title}\n{passage.text}"
-
-
-def corpus_fingerprint(release_ids: Iterable[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(release_ids)).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    model: str
-    dimension: int
-    chunker: dict[str, Any]
-    fingerprint: str
-    releases: int
-    passages: int
-    sentences: int
-    sources: tuple[str, ...]
-    created_at: str
-    format: str = FORMAT
-    format_version: int = FORMAT_VERSION
-    files: tuple[tuple[str, str], ...] = ()
-    """(file name, SHA-256) of each file of the snapshot but the manifest."""
-
-    def to_json(self) -> str:
-        d = {
-            "format": self.format,
-            "format_version": self.format_version,
-            "model": {"name": self.model, "dimension": self.dimension},
-            "chunker": self.chunker,
-            "corpus": {
-                "fingerprint": self.fingerprint,
-                "releases": self.releases,
-                "passages": self.passages,
-                "sentences": self.sentences,
-                "sources": list(self.sources),
-            },
-            "created_at": self.created_at,
-        }
-        if self.files:
-            d["files"] = dict(self.files)
-            d["checksum"] = _manifest_checksum(d)
-        return json.dumps(d, indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, where: Path, root: Path | None = None) -> Manifest:
-        """Parse a manifest; ``root`` (the index folder) goes into the rebuild hint."""
-        hint = rebuild_hint(root if root is not None else where.parent)
-        try:
-            d = json.loads(text)
-            if not isinstance(d, dict) or d.get("format") != FORMAT:
-                raise QAIndexError(f"{where} is not a release-qa index manifest; {hint}")
-            if d.get("format_version") != FORMAT_VERSION:
-                raise QAIndexError(
-                    f"index at {root or where.parent} has format version {d.get('format_version')!r}; "
-                    f"this release-qa reads version {FORMAT_VERSION}; {hint}"
-                )
-            if "checksum" in d and d.pop("checksum") != _manifest_checksum(d):
-                raise QAIndexError(f"manifest {where} is damaged (it does not match its checksum); {hint}")
-            c = d["corpus"]
-            return cls(
-                model=d["model"]["name"],
-                dimension=int(d["model"]["dimension"]),
-                chunker=dict(d["chunker"]),
-                fingerprint=c["fingerprint"],
-                releases=int(c["releases"]),
-                passages=int(c["passages"]),
-                sentences=int(c["sentences"]),
-                sources=tuple(c.get("sources", ())),
-                created_at=d["created_at"],
-                files=tuple(sorted((str(k), str(v)) for k, v in d.get("files", {}).items())),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e}); {hint}") from None
-
-
-def _manifest_checksum(d: dict[str, Any]) -> str:
-    """SHA-256 of the manifest's other fields, so no edit or bit flip in it goes unseen."""
-    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def rebuild_hint(root: Path) -> str:
-    return f"rebuild it with: release-qa index <folders> --index {root}"
-
-
-T = TypeVar("T")
-
-
-class Table(MutableMapping[int, T], Generic[T]):
-    """Rows by vector id: those in the snapshot's store read on demand, those added since
-    held in memory (``added``). Deleting a stored row only records its id (``removed``).
-
-    Stored ids are one sorted int64 array (8 bytes an id, not the ~90 of a dict entry:
-    at 100k passages, 70 MB less for sentences and annotations)."""
-
-    def __init__(self, fetch: Callable[[Sequence[int]], dict[int, T]], stored: Iterable[int] = ()):
-        self._fetch = fetch
-        ids = stored if isinstance(stored, np.ndarray) else np.fromiter(stored, dtype=np.int64)
-        ids = ids.astype(np.int64, copy=False)
-        self._stored = ids if bool((ids[1:] > ids[:-1]).all()) else np.unique(ids)
-        self.added: dict[int, T] = {}
-        self.removed: set[int] = set()
-
-    def stored(self, fid: int) -> bool:
-        """Whether ``fid`` is a row of the store not removed since."""
-        return bool(self.stored_mask(np.array([fid], dtype=np.int64))[0])
-
-    def stored_mask(self, fids: np.ndarray) -> np.ndarray:
-        """``stored`` for many ids at once."""
-        fids = np.asarray(fids, dtype=np.int64)
-        i = np.minimum(np.searchsorted(self._stored, fids), max(len(self._stored) - 1, 0))
-        ok = (self._stored[i] == fids) if len(self._stored) else np.zeros(len(fids), dtype=bool)
-        if self.removed:
-            ok &= ~np.isin(fids, np.fromiter(self.removed, dtype=np.int64, count=len(self.removed)))
-        return ok
-
-    def __getitem__(self, fid: int) -> T:
-        if fid in self.added:
-            return self.added[fid]
-        got = self._fetch([fid]) if self.stored(fid) else {}
-        if fid not in got:
-            raise KeyError(fid)
-        return got[fid]
-
-    def get_many(self, fids: Iterable[int]) -> dict[int, T]:
-        """The rows of those ids that exist (one store query, not one per row)."""
-        out: dict[int, T] = {}
-        rest: list[int] = []
-        for fid in fids:
-            if fid in self.added:
-                out[fid] = self.added[fid]
-            else:
-                rest.append(fid)
-        alive = self.stored_mask(np.array(rest, dtype=np.int64)).tolist()
-        stored = [f for f, ok in zip(rest, alive, strict=True) if ok]
-        if stored:
-            out.update(self._fetch(stored))
-        return out
-
-    def __setitem__(self, fid: int, value: T) -> None:
-        if self.stored(fid):
-            raise KeyError(f"id {fid} is already stored")
-        self.added[fid] = value
-
-    def __delitem__(self, fid: int) -> None:
-        if fid in self.added:
-            del self.added[fid]
-        elif self.stored(fid):
-            self.removed.add(fid)
-        else:
-            raise KeyError(fid)
-
-    def __contains__(self, fid: object) -> bool:
-        return fid in self.added or (isinstance(fid, int | np.integer) and self.stored(int(fid)))
-
-    def _stored_ids(self) -> list[int]:
-        ids = self._stored.tolist()
-        return [f for f in ids if f not in self.removed] if self.removed else ids
-
-    def __iter__(self) -> Iterator[int]:
-        yield from self._stored_ids()
-        yield from list(self.added)
-
-    def __len__(self) -> int:
-        return len(self._stored) - len(self.removed) + len(self.added)
-
-    def items(self, batch: int = 2000) -> Iterator[tuple[int, T]]:  # type: ignore[override]
-        """Every row, read from the store in batches (slow on a large index: not for queries)."""
-        ids = self._stored_ids()
-        for i in range(0, len(ids), batch):
-            got = self._fetch(ids[i : i + batch])
-            yield from ((fid, got[fid]) for fid in ids[i : i + batch])
-        yield from list(self.added.items())
-
-    def values(self) -> Iterator[T]:  # type: ignore[override]
-        return (v for _, v in self.items())
-
-
-def _flat(dimension: int) -> faiss.IndexIDMap2:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
-
-
-IVF_FROM = 50_000
-"""From this many vectors, search scans a few inverted lists (IVF), not every vector: at
-100k passages the 357k sentence vectors took 71 ms a question to scan exactly on 2 cores.
-Smaller indexes stay exact. Recall@10 against exact search is measured by ``make bench``."""
-IVF_PROBE = 1 / 16
-"""Share of the inverted lists a search visits (at least 16 lists)."""
-
-
-def sized(vectors: faiss.Index) -> faiss.Index:
-    """The vector index fit for its size: exact below ``IVF_FROM``, else an IVF trained on
-    (a sample of) its own vectors. IVF keeps ids, reconstruct and remove (hash-table map)."""
-    if not _wants_ivf(vectors):
-        return vectors
-    n, d = vectors.ntotal, vectors.d
-    ids = faiss.vector_to_array(vectors.id_map).astype(np.int64)
-    x = vectors.index.reconstruct_n(0, n)
-    nlist = int(4 * np.sqrt(n))
-    sample = np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)
-    logger.info("training an IVF index of %d lists on %d of %d vectors", nlist, len(sample), n)
-    ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-    ivf.cp.seed = 0
-    ivf.train(np.ascontiguousarray(x[np.sort(sample)]))
-    ivf.add_with_ids(x, ids)
-    ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-    ivf.nprobe = max(16, int(nlist * IVF_PROBE))
-    return ivf
-
-
-def vector_ids(vectors: faiss.Index) -> np.ndarray:
-    """Every id a vector index (flat or IVF) holds, sorted."""
-    if isinstance(vectors, faiss.IndexIVF):
-        lists = vectors.invlists
-        parts = [
-            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
-            for i in range(vectors.nlist)
-            if lists.list_size(i)
-        ]
-        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    else:
-        ids = faiss.vector_to_array(vectors.id_map)
-    return np.sort(ids.astype(np.int64))
-
-
-def _wants_ivf(vectors: faiss.Index) -> bool:
-    return not isinstance(vectors, faiss.IndexIVF) and vectors.ntotal >= IVF_FROM
-
-
-def search_params(vectors: faiss.Index, selector: faiss.IDSelector | None = None) -> Any:
-    """Search parameters restricting a search to ``selector`` (None: everything)."""
-    if isinstance(vectors, faiss.IndexIVF):
-        return faiss.SearchParametersIVF(sel=selector, nprobe=vectors.nprobe) if selector else None
-    return faiss.SearchParameters(sel=selector) if selector else None
 
 
 class Index:
@@ -322,7 +80,7 @@ class Index:
     ``snapshot`` is the folder it was loaded from or last saved to (None before).
 
     Built with ``Index.build`` (or grown with ``add``), persisted with ``save`` and
-    read back with ``Index.load``; searching lives in ``qa.retrieval``.
+    read back with ``Index.load``; searching lives in ``qa.retrieval.retriever``.
     """
 
     snapshot: Path | None = None
@@ -346,8 +104,8 @@ class Index:
         self.dimension = dimension
         self.chunker = chunker
         self.releases = releases if releases is not None else {}
-        self.passage_vectors = passage_vectors if passage_vectors is not None else _flat(dimension)
-        self.sentence_vectors = sentence_vectors if sentence_vectors is not None else _flat(dimension)
+        self.passage_vectors = passage_vectors if passage_vectors is not None else flat_index(dimension)
+        self.sentence_vectors = sentence_vectors if sentence_vectors is not None else flat_index(dimension)
         self.sources = tuple(sources)
         self._attach(store)
         self._lock = threading.RLock()
@@ -676,15 +434,15 @@ class Index:
                 faiss.write_index(self.sentence_vectors, str(snap / "sentences.faiss"))
                 self._write_store(snap / "store.sqlite")
                 self._write_lexical(snap)
-                sums = [(f.name, _sha256(f)) for f in sorted(snap.iterdir())]
+                sums = [(f.name, sha256_file(f)) for f in sorted(snap.iterdir())]
                 (snap / "manifest.json").write_text(self.manifest(sums).to_json(), encoding="utf-8")
-                _remember_verified(snap, sums, private=True)
+                remember_verified(snap, sums, private=True)
                 for f in snap.iterdir():
-                    _fsync(f)
+                    fsync_path(f)
                 stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
                 final = root / "snapshots" / stamp
                 os.rename(snap, final)
-                _fsync(root / "snapshots")
+                fsync_path(root / "snapshots")
             except BaseException:
                 shutil.rmtree(snap, ignore_errors=True)
                 raise
@@ -693,8 +451,8 @@ class Index:
                 link_tmp.unlink()
             os.symlink(Path("snapshots") / stamp, link_tmp)
             os.replace(link_tmp, root / "current")
-            _fsync(root)
-            _clean_stale(root)
+            fsync_path(root)
+            clean_stale(root)
         self.snapshot = final.resolve()
         self._attach(Store(self.snapshot / "store.sqlite"))
         self.outdated = False
@@ -714,7 +472,7 @@ class Index:
     def _read_lexical(self, snap: Path) -> None:
         """BM25 and stem counts saved with the snapshot (older snapshots build them on use)."""
         self.outdated = not (BM25.saved_in(snap) and (snap / STEMS).is_file()) or any(
-            _wants_ivf(v) for v in (self.passage_vectors, self.sentence_vectors)
+            wants_ivf(v) for v in (self.passage_vectors, self.sentence_vectors)
         )
         if BM25.saved_in(snap):
             lex, added, removed = BM25.load(snap)
@@ -766,7 +524,7 @@ class Index:
             try:
                 index = cls._load_snapshot(root, snap, embedder)
             except QAIndexError:
-                if _is_current(root, snap):
+                if is_current(root, snap):
                     raise
                 logger.info("%s was replaced while loading; loading the new snapshot", snap)
                 continue
@@ -776,14 +534,14 @@ class Index:
 
     @classmethod
     def _load_snapshot(cls, root: Path, snap: Path, embedder: Embedder | None) -> Index:
-        manifest = _read_manifest(root, snap)
-        known = _verified(snap)
+        manifest = read_snapshot_manifest(root, snap)
+        known = verified_sums(snap)
         checked: list[tuple[str, str]] = []
         for name, digest in manifest.files:
             try:
-                if known.get(name) == _stat_key(snap / name, digest):
+                if known.get(name) == stat_key(snap / name, digest):
                     continue
-                ok = _sha256(snap / name) == digest
+                ok = sha256_file(snap / name) == digest
                 checked.append((name, digest))
             except OSError as e:
                 raise QAIndexError(
@@ -794,7 +552,7 @@ class Index:
                     f"index at {root} is damaged ({name} does not match its checksum); {rebuild_hint(root)}"
                 )
         if checked:
-            _remember_verified(snap, manifest.files)
+            remember_verified(snap, manifest.files)
         if embedder is not None and (embedder.name, embedder.dimension) != (
             manifest.model,
             manifest.dimension,
@@ -861,136 +619,3 @@ class Index:
 def _parse_annotation(data: str) -> Annotation:
     """Parsed annotations of recently read sentences: answering reads the same ones often."""
     return Annotation.from_json(data)
-
-
-def resolve_snapshot(root: Path) -> Path:
-    current = root / "current"
-    if not current.exists():
-        if root.exists():
-            raise QAIndexError(
-                f"no index at {root} (no 'current' snapshot); build one with: "
-                f"release-qa index <folders> --index {root}"
-            )
-        raise QAIndexError(f"no index at {root}; build one with: release-qa index <folders> --index {root}")
-    return current.resolve()
-
-
-def read_manifest(root: Path) -> Manifest:
-    return _read_manifest(root, resolve_snapshot(root))
-
-
-def _read_manifest(root: Path, snap: Path) -> Manifest:
-    mpath = snap / "manifest.json"
-    try:
-        text = mpath.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else "not UTF-8"
-        raise QAIndexError(
-            f"index at {root} has no readable manifest ({reason}); {rebuild_hint(root)}"
-        ) from None
-    return Manifest.from_json(text, mpath, root)
-
-
-def _is_current(root: Path, snap: Path) -> bool:
-    try:
-        return resolve_snapshot(root) == snap
-    except QAIndexError:
-        return True
-
-
-def _clean_stale(root: Path) -> None:
-    """Remove what earlier writers left: snapshots other than the current one (including
-    '.tmp-*' ones a killed writer never finished) and '.current-*' links never swapped in.
-    Called only under the writer lock."""
-    try:
-        live = Path(os.readlink(root / "current")).name
-    except OSError:
-        live = None
-    snapshots = root / "snapshots"
-    for old in snapshots.iterdir() if snapshots.is_dir() else ():
-        if old.name != live:
-            logger.info("removing stale snapshot %s", old)
-            shutil.rmtree(old, ignore_errors=True)
-    for link in root.glob(".current-*"):
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-VERIFIED = "verified.json"
-"""Size, mtime and digest of each file when its SHA-256 was last checked: like git's
-index, a file whose size and mtime are unchanged is not hashed again on load (hashing
-1.7 GB took 5 s of a 100k-passage index's cold start). Not listed in the manifest."""
-
-
-def _stat_key(path: Path, digest: str) -> list[object]:
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns, digest]
-
-
-def _verified(snap: Path) -> dict[str, list[object]]:
-    try:
-        data = json.loads((snap / VERIFIED).read_text(encoding="utf-8"))
-        return {str(k): list(v) for k, v in data.items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
-
-
-def _remember_verified(snap: Path, sums: Iterable[tuple[str, str]], *, private: bool = False) -> None:
-    """Best effort: a reader without write access to the snapshot just hashes again.
-
-    ``private``: the snapshot is still being written (no reader sees it), so no temp file.
-    """
-    try:
-        data = json.dumps({name: _stat_key(snap / name, digest) for name, digest in sums})
-        if private:
-            (snap / VERIFIED).write_text(data, encoding="utf-8")
-            return
-        tmp = snap / f".{VERIFIED}.{os.getpid()}"
-        tmp.write_text(data, encoding="utf-8")
-        os.replace(tmp, snap / VERIFIED)
-    except OSError as e:
-        logger.debug("could not record verified checksums in %s: %s", snap, e)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def writer_lock(root: Path) -> Iterator[None]:
-    """One writer at a time per index folder; a second one is refused, not queued.
-
-    The lock dies with its process, so a killed writer never blocks the next one, and
-    the next one first removes what the killed one left (see ``_clean_stale``).
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                raise QAIndexError(
-                    f"another process (pid {holder}) is writing the index at {root}; "
-                    "wait for it to finish and try again"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _clean_stale(root)
-        yield
-    finally:
-        os.close(fd)

@@ -146,8 +146,3 @@ def annotate_batch(texts: Sequence[str], *, batch_size: int = 64) -> list[Annota
 
 def annotate(text: str) -> Annotation:
     return annotate_batch([text])[0]
-
-
-def parse_question(text: str) -> Any:
-    """A spaCy parse of the question alone (short: a few milliseconds)."""
-    return _nlp()(text)

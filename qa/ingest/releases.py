@@ -1,6 +1,6 @@
 """Reading releases from files and folders.
 
-Supported: Markdown with YAML front matter (read as the text a reader sees: ``qa.markdown``),
+Supported: Markdown with YAML front matter (read as the text a reader sees: ``qa.ingest.markdown``),
 plain text, HTML, PDF, JSON and JSONL.
 A file that cannot be read becomes a ``Skipped`` entry with a one-line reason,
 so one bad file never costs the rest of a batch.
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from qa.markdown import render_markdown
+from qa.ingest.markdown import render_markdown
 from qa.types import Release, content_hash
 
 logger = logging.getLogger(__name__)

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_OUT = "evals/reports/latest"
+DEFAULT_CACHE = "evals/cache"
+"""Where eval indexes are cached (relative to where the command runs); $RELEASE_QA_EVAL_CACHE moves it."""
+
+
+def _repository() -> Any:
+    """The checkout's ``evals.suite`` (the standard suite and the peer cairn-pipeline), or None when
+    release-qa runs from an installed package without its repository."""
+    checkout = Path(__file__).resolve().parents[1]
+    if not (checkout / "evals" / "suite.py").is_file():
+        return None
+    if str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    import evals.suite
+
+    return evals.suite
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``eval`` (and ``eval compare``) on the main command line."""
-    from qa.evaluation.suite import DEFAULT_CACHE, SYSTEMS
+    from qa.evaluation.harness import SYSTEMS
 
     p = subparsers.add_parser(
         "eval",
@@ -45,8 +62,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     p.add_argument(
         "--systems",
         default=None,
-        help=f"comma-separated, from {','.join(SYSTEMS)} (default: the shipped pipeline, the reader "
-        "it does not ship, the retrieval baselines and cairn)",
+        help=f"comma-separated, from {','.join(SYSTEMS)} and, in the repository, cairn (default: the "
+        "shipped pipeline, the reader it does not ship, the retrieval baselines and cairn)",
     )
     p.add_argument(
         "--half",
@@ -54,7 +71,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
         choices=(0, 1),
         help="only the questions of half the articles (0 tunes the reader, 1 is reported)",
     )
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="index cache folder")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE),
+        help=f"index cache folder (default $RELEASE_QA_EVAL_CACHE or {DEFAULT_CACHE})",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval, eval_command=None)
 
@@ -67,12 +89,17 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.evaluation.suite import DatasetSpec, run, standard_suite
+    from qa.evaluation.harness import DatasetSpec, run
 
+    repo = _repository()
     if args.suite == "standard":
         if args.corpus:
             raise ValueError("--suite standard brings its own corpora; drop --corpus")
-        specs = standard_suite()
+        if repo is None:
+            raise FileNotFoundError(
+                "the standard suite runs from the release-qa repository (evals/ beside qa/)"
+            )
+        specs = repo.standard_suite()
         missing = [str(s.path) for s in specs if not s.path.exists()]
         if missing:
             raise FileNotFoundError(
@@ -92,6 +119,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         gold_context=args.gold_context,
         limit=args.limit,
         progress=not args.quiet,
+        peers=repo.PEERS if repo is not None else None,
+        commit=repo.git_commit() if repo is not None else "unknown",
+        shown=repo.shown if repo is not None else str,
     )
     print(_summary(report))
     print(f"\nreport: {md}  ({report.seconds / 60:.1f} min)")
@@ -135,6 +165,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    from qa.cli import main
+    from app.cli import main
 
     sys.exit(main(["eval", *sys.argv[1:]]))

@@ -22,7 +22,7 @@ from qa.evaluation.runner import DEPTH, Prediction, SystemRun, gold_ranks
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CAIRN_DESCRIPTION = (
     "cairn-pipeline 0.1.0: hybrid BM25 + MiniLM retrieval (k=8, no reranker), the offline "
     "extractive stub answerer (sentence of highest question-word overlap), weighted confidence"

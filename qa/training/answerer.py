@@ -21,12 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer import MODEL_PATH, Answerer, AnswerModels
-from qa.chunking import ChunkerSettings
-from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.evaluation.data import load_squad
-from qa.evaluation.metrics import exact_match, normalize_answer, token_f1
-from qa.features import (
+from qa.answer.feature_answerer import MODEL_PATH, AnswerModels, FeatureAnswerer
+from qa.answer.features import (
     SENTENCE_BASE,
     SENTENCE_FEATURES,
     SPAN_FEATURES,
@@ -37,12 +33,14 @@ from qa.features import (
     add_relative,
     span_features,
 )
+from qa.embedding import Embedder, SentenceTransformerEmbedder
+from qa.evaluation.data import load_squad
+from qa.evaluation.metrics import exact_match, normalize_answer, token_f1
 from qa.index import Index, QAIndexError, corpus_fingerprint
-from qa.retrieval import Retriever
+from qa.ingest.chunking import ChunkerSettings
+from qa.retrieval.retriever import Retriever
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_TRAIN = Path(__file__).resolve().parents[1].parent / "shared" / "train" / "squad-v1.1-train.json.gz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +111,7 @@ def _train_index(path: Path, releases: list, embedder: Embedder, cache: Path) ->
 def train_answerer(
     out: str | os.PathLike[str] = MODEL_PATH,
     *,
-    data: str | os.PathLike[str] = DEFAULT_TRAIN,
+    data: str | os.PathLike[str],
     settings: TrainSettings | None = None,
     embedder: Embedder | None = None,
     cache: str | os.PathLike[str] | None = None,
@@ -133,7 +131,7 @@ def train_answerer(
     cache_dir = Path(cache) if cache is not None else Path(tempfile.gettempdir()) / "release-qa-train"
     index = _train_index(Path(out), releases, emb, cache_dir)
     retriever = Retriever(index, emb, k=20)
-    answerer = Answerer(index, untrained=True)
+    answerer = FeatureAnswerer(index, untrained=True)
 
     texts = [q.question for q in questions]
     qvecs = emb.encode(texts, progress=True)
@@ -188,7 +186,7 @@ def train_answerer(
     models = AnswerModels(sent_model, span_model, threshold=0.5)
 
     # held-out: answer with both models, sweep the threshold
-    held = Answerer(index, models=models)
+    held = FeatureAnswerer(index, models=models)
     results = []
     for i in range(n_held):
         q = questions[i]
@@ -211,7 +209,7 @@ def train_answerer(
         "heldout_overall_f1_at_threshold": round(best_f1, 4),
     }
     payload = {
-        "about": f"release-qa answerer: {st.model} models over qa.features; retrain with "
+        "about": f"release-qa answerer: {st.model} models over qa.answer.features; retrain with "
         "`release-qa train-answerer`",
         "trained_on": f"SQuAD v1.1 train ({Path(data).name}), {len(releases)} articles, "
         f"{len(questions)} questions, gold article dropped for {st.drop_gold:.0%}",

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.reader import best_span_in_window, windows
+from qa.answer.span_reader import best_span_in_window, windows
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    from .embedding import packaged_model_path
+    from qa.embedding import packaged_model_path
 
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

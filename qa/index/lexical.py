@@ -21,22 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.types import Passage, Release
-
 logger = logging.getLogger(__name__)
 
 K1, B = 1.5, 0.75  # bm25s' defaults ("lucene")
 PREFIX = "bm25."
 """File names in a snapshot folder: bm25.data.npy, bm25.vocab.json, ..., bm25.json."""
-
-
-def lexical_text(release: Release, passage: Passage) -> str:
-    """What BM25 sees: the release's title, the passage, and the release's year, which
-    questions often name."""
-    from qa.index import passage_embedding_text
-
-    year = f" {release.date.year}" if release.date else ""
-    return f"{passage_embedding_text(release, passage)}{year}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,69 @@
+"""The repository's standard suite: its datasets and paths, and the peer cairn-pipeline.
+
+``make eval`` runs it through ``release-qa eval --suite standard``; the harness itself is the
+library's (``qa.evaluation.harness``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from evals.peer_systems import PROJECT_ROOT, run_cairn
+from qa.evaluation.data import EvalSet
+from qa.evaluation.harness import DatasetSpec, Peer
+from qa.evaluation.runner import SystemRun
+
+DEFAULT_CACHE = Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or PROJECT_ROOT / "evals" / "cache")
+"""Where eval indexes are cached; ``RELEASE_QA_EVAL_CACHE`` moves it (e.g. to a CI cache)."""
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
+    """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber."""
+    sh = shared if shared is not None else root.parent / "shared"
+    return (
+        DatasetSpec("squad-v1.1-dev-shared", sh / "evals" / "squad-v1.1-dev-shared.json"),
+        # half 0 tunes the reader's calibration and no-answer threshold; half 1 is reported
+        DatasetSpec("squad-v2.0-dev-shared", sh / "evals" / "squad-v2.0-dev-shared.json", half=1),
+        DatasetSpec(
+            "press-dev",
+            root / "evals" / "datasets" / "press-dev.jsonl",
+            (root / "corpus", sh / "corpus" / "us-gov-cyber"),
+        ),
+    )
+
+
+def _cairn(eval_set: EvalSet, work: Path, progress: bool) -> SystemRun:
+    return run_cairn(eval_set, work, progress=progress)
+
+
+PEERS: dict[str, Peer] = {"cairn": _cairn}
+
+
+def shown(path: Path) -> str:
+    """A path relative to the project when it lies inside it (reports travel)."""
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{'+changes' if dirty else ''}"
