@@ -28,7 +28,7 @@ def _repository() -> Any:
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``eval`` (and ``eval compare``) on the main command line."""
-    from qa.evaluation.harness import SYSTEMS
+    from qa.evaluation.systems import SYSTEMS
 
     p = subparsers.add_parser(
         "eval",

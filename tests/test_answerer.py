@@ -20,6 +20,7 @@ from qa.answer.features import (
     span_features_many,
 )
 from qa.ingest.annotate import Annotation, annotate
+from qa.training.sklearn_trees import fitted_trees, tree_model
 
 
 @pytest.mark.parametrize(
@@ -229,6 +230,14 @@ def _logits_by_walking(model: TreeModel, x: np.ndarray) -> np.ndarray:
     return model.baseline + value[node].reshape(n, t).sum(axis=1)
 
 
+def test_a_changed_sklearn_fails_loudly() -> None:
+    class Changed:  # what a scikit-learn that renamed its private attributes would give
+        pass
+
+    with pytest.raises(RuntimeError, match="scikit-learn .* no longer exposes"):
+        fitted_trees(Changed())
+
+
 @pytest.mark.parametrize("leaves", [7, 31, 60])  # the bitmask scorer's uint16, uint32 and uint64 masks
 @pytest.mark.parametrize("regress", [False, True])
 def test_tree_model_matches_sklearn(regress: bool, leaves: int) -> None:
@@ -242,14 +251,14 @@ def test_tree_model_matches_sklearn(regress: bool, leaves: int) -> None:
     names = ("a", "b", "c", "d", "e")
     if regress:
         est = HistGradientBoostingRegressor(max_iter=30, max_leaf_nodes=leaves, random_state=0).fit(x, y)
-        model = TreeModel.from_sklearn(est, names, link="identity")
+        model = tree_model(est, names, link="identity")
         want = np.clip(est.predict(x), 0, 1)
     else:
         est = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=leaves, random_state=0).fit(x, y)
-        model = TreeModel.from_sklearn(est, names)
+        model = tree_model(est, names)
         want = est.predict_proba(x)[:, 1]
     again = model_from_dict(json.loads(json.dumps(model.to_dict())), names)
-    assert max(len(t.nodes) for t in (p[0] for p in est._predictors)) > (leaves - 1) * 2  # as big as asked
+    assert max(len(t) for t in fitted_trees(est)[1]) > (leaves - 1) * 2  # as big as asked
     assert np.allclose(model.proba(x), want, atol=1e-5)
     assert np.allclose(again.proba(x), want, atol=1e-4)
     # the bitmask scorer reaches the same leaves as walking the trees

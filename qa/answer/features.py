@@ -506,29 +506,6 @@ class TreeModel:
     link: str = "logistic"  # "identity" for a regressor (its output is the estimate itself)
     _scorer: _BitmaskScorer = field(init=False, repr=False, compare=False)
 
-    @classmethod
-    def from_sklearn(cls, clf: object, features: Sequence[str], link: str = "logistic") -> TreeModel:
-        trees = [p[0].nodes for p in clf._predictors]  # type: ignore[attr-defined]
-        width = max(len(t) for t in trees)
-
-        def pad(field: str, dtype: type, fill: float) -> np.ndarray:
-            out = np.full((len(trees), width), fill, dtype=dtype)
-            for i, t in enumerate(trees):
-                out[i, : len(t)] = t[field]
-            return out
-
-        return cls(
-            tuple(features),
-            float(np.ravel(clf._baseline_prediction)[0]),  # type: ignore[attr-defined]
-            pad("feature_idx", np.int32, 0),
-            pad("num_threshold", np.float32, 0.0),
-            pad("left", np.int32, 0),
-            pad("right", np.int32, 0),
-            pad("value", np.float32, 0.0),
-            pad("is_leaf", np.bool_, True),
-            link,
-        )
-
     def __post_init__(self) -> None:
         object.__setattr__(self, "_scorer", _BitmaskScorer.of(self))
 

@@ -1,11 +1,30 @@
-"""Evaluation: datasets, metrics, scoring, the runner and the written report (what an installed
+"""Evaluation: datasets, metrics, scoring, the harness and the written report (what an installed
 user runs on their own data with ``release-qa eval --dataset``). The repository's own suite, its
-peers and its paths live in ``evals/`` beside the package."""
+peers and its paths live in ``evals/`` beside the package. Names load on first use."""
 
-from qa.evaluation.compare import Delta, compare, format_deltas
-from qa.evaluation.data import EvalItem, EvalSet, load_dataset, load_jsonl, load_squad, sample, wh_type
-from qa.evaluation.metrics import exact_match, normalize_answer, token_f1
-from qa.evaluation.runner import Prediction, SystemRun, run_assistant
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Delta": "qa.evaluation.compare",
+    "compare": "qa.evaluation.compare",
+    "format_deltas": "qa.evaluation.compare",
+    "EvalItem": "qa.evaluation.data",
+    "EvalSet": "qa.evaluation.data",
+    "load_dataset": "qa.evaluation.data",
+    "load_jsonl": "qa.evaluation.data",
+    "load_squad": "qa.evaluation.data",
+    "sample": "qa.evaluation.data",
+    "wh_type": "qa.evaluation.data",
+    "exact_match": "qa.evaluation.metrics",
+    "normalize_answer": "qa.evaluation.metrics",
+    "token_f1": "qa.evaluation.metrics",
+    "Prediction": "qa.evaluation.runner",
+    "SystemRun": "qa.evaluation.runner",
+    "run_assistant": "qa.evaluation.runner",
+}
 
 __all__ = [
     "Delta",
@@ -25,3 +44,12 @@ __all__ = [
     "token_f1",
     "wh_type",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qa.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -16,28 +16,14 @@ from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.evaluation.data import EvalSet, article_half, load_dataset, sample
 from qa.evaluation.report import DatasetReport, SuiteReport, dataset_report, write_report
 from qa.evaluation.runner import SystemRun, run_assistant
+from qa.evaluation.systems import DESCRIPTIONS, MODES, READERS, SYSTEMS
 from qa.index.cache import cached_index
 
 logger = logging.getLogger(__name__)
 
-SYSTEMS = ("pipeline", "neural", "features", "dense", "bm25")
-"""``pipeline`` is the assistant as it ships (hybrid retrieval, its default reader); ``neural`` and
-``features`` the same retrieval with one reader forced (the trained neural reader, the feature-based
-answerer); ``dense`` and ``bm25`` the shipped assistant with one retriever only. Peers (other
-systems run outside the project, e.g. the repository's cairn-pipeline) come as ``peers``."""
 
 Peer = Callable[[EvalSet, Path, bool], SystemRun]
 """Runs a peer system over a dataset: (dataset, a work folder, progress) -> its run."""
-
-DESCRIPTIONS = {
-    "pipeline": "release-qa as shipped: hybrid retrieval (BM25 + MiniLM, rank fusion), its {reader} reader",
-    "neural": "release-qa, hybrid retrieval, the neural reader (MiniLM fine-tuned on SQuAD v1.1 train)",
-    "features": "release-qa, hybrid retrieval, the feature-based answerer (spaCy candidates, boosted trees)",
-    "dense": "release-qa with dense-only retrieval (MiniLM + FAISS), its {reader} reader",
-    "bm25": "release-qa with BM25-only retrieval (bm25s), its {reader} reader",
-}
-MODES = {"pipeline": "hybrid", "neural": "hybrid", "features": "hybrid", "dense": "dense", "bm25": "bm25"}
-READERS = {"neural": "neural", "features": "features"}
 
 
 def default_systems(peers: Sequence[str] = ()) -> tuple[str, ...]:

@@ -65,7 +65,9 @@ class AbstentionMetrics:
 
 
 @dataclass(frozen=True, slots=True)
-class Calibration:
+class CalibrationMetrics:
+    """How well scores match accuracy: expected calibration error and the reliability bins."""
+
     ece: float
     bins: tuple[m.Bin, ...]
 
@@ -102,14 +104,14 @@ class SystemMetrics:
     retrieval: RetrievalMetrics | None
     answer: AnswerMetrics | None
     abstention: AbstentionMetrics | None
-    calibration: Calibration | None
+    calibration: CalibrationMetrics | None
     by_type: tuple[TypeMetrics, ...]
     by_turn: tuple[TypeMetrics, ...]
     latency: tuple[StageLatency, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Scored:
+class ScoredPrediction:
     """One prediction scored against its item."""
 
     item: EvalItem
@@ -126,14 +128,14 @@ class Scored:
         return self.item.answerable and self.holds_gold
 
 
-def score_predictions(eval_set: EvalSet, preds: Sequence[Prediction]) -> list[Scored]:
+def score_predictions(eval_set: EvalSet, preds: Sequence[Prediction]) -> list[ScoredPrediction]:
     by_id = {i.id: i for i in eval_set.items}
     out = []
     for p in preds:
         item = by_id[p.item_id]
         em, f1 = m.squad_scores(p.text, item.answers) if item.answerable else (0.0, 0.0)
         out.append(
-            Scored(
+            ScoredPrediction(
                 item=item,
                 pred=p,
                 em=em,
@@ -150,7 +152,7 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def retrieval_metrics(scored: Sequence[Scored]) -> RetrievalMetrics | None:
+def retrieval_metrics(scored: Sequence[ScoredPrediction]) -> RetrievalMetrics | None:
     rows = [s for s in scored if s.item.answerable]
     if not rows:
         return None
@@ -172,7 +174,7 @@ def retrieval_metrics(scored: Sequence[Scored]) -> RetrievalMetrics | None:
     )
 
 
-def answer_metrics(scored: Sequence[Scored]) -> AnswerMetrics | None:
+def answer_metrics(scored: Sequence[ScoredPrediction]) -> AnswerMetrics | None:
     rows = [s for s in scored if s.item.answerable]
     if not rows:
         return None
@@ -186,7 +188,7 @@ def answer_metrics(scored: Sequence[Scored]) -> AnswerMetrics | None:
     )
 
 
-def abstention_metrics(scored: Sequence[Scored]) -> AbstentionMetrics:
+def abstention_metrics(scored: Sequence[ScoredPrediction]) -> AbstentionMetrics:
     scores = [s.pred.score for s in scored]
     em = [s.em for s in scored]
     f1 = [s.f1 for s in scored]
@@ -202,30 +204,30 @@ def abstention_metrics(scored: Sequence[Scored]) -> AbstentionMetrics:
     )
 
 
-def calibration(scored: Sequence[Scored], n_bins: int = 10) -> Calibration:
+def calibration(scored: Sequence[ScoredPrediction], n_bins: int = 10) -> CalibrationMetrics:
     bins = m.reliability_bins([s.pred.score for s in scored], [s.correct for s in scored], n_bins)
-    return Calibration(m.expected_calibration_error(bins), bins)
+    return CalibrationMetrics(m.expected_calibration_error(bins), bins)
 
 
-def by_type(scored: Sequence[Scored], retrieval: bool) -> tuple[TypeMetrics, ...]:
-    groups: dict[str, list[Scored]] = defaultdict(list)
+def by_type(scored: Sequence[ScoredPrediction], retrieval: bool) -> tuple[TypeMetrics, ...]:
+    groups: dict[str, list[ScoredPrediction]] = defaultdict(list)
     for s in scored:
         groups[s.item.qtype].append(s)
     return _grouped(groups, retrieval)
 
 
-def by_turn(scored: Sequence[Scored], retrieval: bool) -> tuple[TypeMetrics, ...]:
+def by_turn(scored: Sequence[ScoredPrediction], retrieval: bool) -> tuple[TypeMetrics, ...]:
     """First questions apart from follow-ups (asked with chat history); empty when the
     dataset has no follow-ups."""
     if not any(s.item.history for s in scored):
         return ()
-    groups: dict[str, list[Scored]] = defaultdict(list)
+    groups: dict[str, list[ScoredPrediction]] = defaultdict(list)
     for s in scored:
         groups["follow-up" if s.item.history else "first question"].append(s)
     return _grouped(groups, retrieval)
 
 
-def _grouped(groups: dict[str, list[Scored]], retrieval: bool) -> tuple[TypeMetrics, ...]:
+def _grouped(groups: dict[str, list[ScoredPrediction]], retrieval: bool) -> tuple[TypeMetrics, ...]:
     out = []
     for qtype, rows in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         ans = [s for s in rows if s.item.answerable]

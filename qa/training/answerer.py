@@ -29,7 +29,6 @@ from qa.answer.features import (
     LinearModel,
     Model,
     Question,
-    TreeModel,
     add_relative,
     span_features,
 )
@@ -39,6 +38,7 @@ from qa.evaluation.metrics import exact_match, normalize_answer, token_f1
 from qa.index import Index, QAIndexError, corpus_fingerprint
 from qa.ingest.chunking import ChunkerSettings
 from qa.retrieval.retriever import Retriever
+from qa.training.sklearn_trees import tree_model
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _fit(
         kind = HistGradientBoostingRegressor if regress else HistGradientBoostingClassifier
         est = kind(max_iter=st.trees, max_leaf_nodes=15, l2_regularization=1.0, random_state=st.seed)
         est.fit(x, y)
-        return TreeModel.from_sklearn(est, features, link="identity" if regress else "logistic")
+        return tree_model(est, features, link="identity" if regress else "logistic")
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
