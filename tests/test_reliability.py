@@ -2,7 +2,7 @@
 damaged indexes are refused whole, hostile questions get a clear reply, nothing is
 pickled, and reading/chunking keep their offsets for any input (hypothesis).
 
-Crashes, concurrent writers and readers are in tests/test_crash.py.
+Crashes, concurrent writers and readers are in tests/index/test_crash.py.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from qa import Assistant, HashingEmbedder, Index, QAIndexError, update_index
+from tests.conftest import ROOT
 from tests.test_reliability import HASHING, cli_index, index_state
 
-ROOT = Path(__file__).resolve().parents[1]
 WORDS = [
     "agency",
     "minister",

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import random
 import re
-from pathlib import Path
 
 from qa import Chunker, read_bytes, read_file
 from qa.ingest.markdown import html_text, render_markdown
-from tests.conftest import SHARED, need_shared
+from tests.conftest import ROOT, SHARED, need_shared
 
 SYNTAX = re.compile(
     r"\]\(https?:"  # a link's URL part
@@ -116,7 +115,7 @@ def test_real_markdown_releases_quote_clean_text() -> None:
 def test_shared_clean_markdown_keeps_press_dev_answers() -> None:
     """us-gov-cyber is clean text in .md files: reading it as Markdown keeps every gold span."""
     folder = need_shared(SHARED / "corpus" / "us-gov-cyber")
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     rows = [json.loads(x) for x in (root / "evals" / "datasets" / "press-dev.jsonl").read_text().splitlines()]
     texts: dict[str, str] = {}
     for r in rows:

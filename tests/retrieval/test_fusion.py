@@ -1,0 +1,28 @@
+"""Reciprocal rank fusion, directly: by rank alone, summed over rankings, ties broken by id."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.retrieval.fusion import reciprocal_rank_fusion
+
+
+def test_an_id_ranked_well_in_several_rankings_wins() -> None:
+    dense = [(1, 0.9), (2, 0.8), (3, 0.1)]
+    bm25 = [(3, 12.0), (2, 11.0), (4, 3.0)]
+    fused = reciprocal_rank_fusion([dense, bm25], k=4, rrf_k=10)
+    assert [i for i, _ in fused] == [2, 3, 1, 4]
+    assert fused[0][1] == pytest.approx(1 / 12 + 1 / 12)
+    assert fused[1][1] == pytest.approx(1 / 13 + 1 / 11)
+
+
+def test_scores_do_not_matter_only_ranks() -> None:
+    a = reciprocal_rank_fusion([[(1, 100.0), (2, -5.0)], [(2, 0.0)]], k=2)
+    b = reciprocal_rank_fusion([[(1, 0.001), (2, 0.0)], [(2, 1e9)]], k=2)
+    assert a == b
+
+
+def test_ties_go_to_the_smaller_id_and_k_cuts() -> None:
+    fused = reciprocal_rank_fusion([[(7, 1.0)], [(5, 1.0)], [(9, 1.0)]], k=2)
+    assert [i for i, _ in fused] == [5, 7]
+    assert reciprocal_rank_fusion([], k=3) == []
