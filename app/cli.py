@@ -357,9 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(
         "--features",
-        default="margin,log_prob,passage_rank",
-        help="comma-separated, from margin,log_prob,sentence_logit,passage_rank "
-        "(sentence_logit runs the feature answerer too: slower)",
+        default="margin,log_prob,sentence_logit,passage_rank,gap,passage_best",
+        help="comma-separated, from margin,log_prob,sentence_logit,passage_rank,gap,passage_best "
+        "(default: all six, as the shipped calibration; sentence_logit runs the feature answerer too)",
     )
     p.set_defaults(func=cmd_calibrate_reader)
 
