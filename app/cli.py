@@ -167,6 +167,17 @@ def cmd_mine_negatives(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine_press(args: argparse.Namespace) -> int:
+    from qa.embedding import SentenceTransformerEmbedder
+    from qa.training.negatives import mine_press
+
+    with open(args.rows, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    n = mine_press(rows, args.archive, args.out, args.cache, SentenceTransformerEmbedder())
+    print(f"mined {n} of {len(rows)} press rows into {args.out}")
+    return 0
+
+
 def cmd_train_open_reader(args: argparse.Namespace) -> int:
     from qa.training.shared_norm import SharedNormConfig, train
 
@@ -320,6 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=int, default=40000, help="the first N of the trainer's order")
     p.add_argument("--seed", type=int, default=17, help="the trainer's seed (its question order)")
     p.set_defaults(func=cmd_mine_negatives)
+
+    p = sub.add_parser("mine-press", help="gold passages and negatives for press QA rows (press-train)")
+    p.add_argument("--rows", default="evals/datasets/press-train.jsonl")
+    p.add_argument(
+        "--archive", default="../shared/corpus/wh-briefings", help="the folder of the rows' releases"
+    )
+    p.add_argument("--out", default="checkpoints/press-negatives.jsonl")
+    p.add_argument("--cache", default="checkpoints/press-index", help="the index of the rows' releases")
+    p.set_defaults(func=cmd_mine_press)
 
     p = sub.add_parser(
         "train-open-reader",

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from qa.embedding import Embedder
 from qa.index import Index
@@ -35,17 +36,23 @@ class Mined:
     """The passage that holds the answer, where the data gives no paragraph (press rows)."""
     gold_start: int = -1
     """Where the answer starts in ``gold``."""
+    query: str | None = None
+    """What was asked, when it is not the row's question alone (a follow-up reads its chain)."""
 
     def to_json(self) -> str:
         d: dict[str, object] = {"id": self.id, "negatives": list(self.negatives)}
         if self.gold is not None:
             d |= {"gold": self.gold, "gold_start": self.gold_start}
+        if self.query is not None:
+            d["query"] = self.query
         return json.dumps(d, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> Mined:
         d = json.loads(line)
-        return cls(str(d["id"]), tuple(d["negatives"]), d.get("gold"), int(d.get("gold_start", -1)))
+        return cls(
+            str(d["id"]), tuple(d["negatives"]), d.get("gold"), int(d.get("gold_start", -1)), d.get("query")
+        )
 
 
 def holds_answer(text: str, answers: Sequence[str]) -> bool:
@@ -143,4 +150,59 @@ def mine_squad(
             n += 1
             if n % 1000 == 0:
                 f.flush()
+    return n
+
+
+def press_query(row: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
+    """What the reader reads for a press row: a follow-up after the questions of its chain, as the
+    neural answerer reads a follow-up after its context."""
+    chain = [row["question"]]
+    while row["followup_of"] is not None:
+        row = by_id[row["followup_of"]]
+        chain.insert(0, row["question"])
+    return " ".join(chain[-2:])
+
+
+def mine_press(
+    rows: Sequence[dict[str, Any]],
+    archive: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    cache: str | os.PathLike[str],
+    embedder: Embedder,
+    *,
+    per_question: int = 3,
+) -> int:
+    """Gold passages and negatives for press QA rows (``evals.press_data`` format) over the
+    releases they were written on: the gold passage is the project's passage that holds the
+    answer where its evidence sentence is; negatives are retrieved passages without an answer
+    (an unanswerable row's are its top passages). Written to ``out``; returns the rows mined."""
+    from qa.ingest.releases import read_file
+
+    folder = Path(archive)
+    releases = {name: read_file(folder / name)[0] for name in sorted({r["near"] for r in rows})}
+    index = retrieval_index(list(releases.values()), embedder, cache)
+    retriever = Retriever(index, embedder, k=10)
+    by_id = {r["id"]: r for r in rows}
+    queries = [press_query(r, by_id) for r in rows]
+    hits = retriever.search_batch(queries, k=10)
+    n = 0
+    with Path(out).open("w", encoding="utf-8") as f:
+        for r, q, found in zip(rows, queries, hits, strict=True):
+            gold, gold_start = None, -1
+            if r["answers"]:
+                rel = releases[r["release"]]
+                ev = rel.text.find(r["evidence"])
+                a = ev + r["evidence"].find(r["answers"][0])
+                b = a + len(r["answers"][0])
+                ids = index.ids_of_releases("passages", [rel.id])
+                holding = [p for p in index.passages.get_many(ids).values() if p.start <= a and b <= p.end]
+                if ev < 0 or not holding:
+                    continue
+                p = min(holding, key=lambda p: p.start)
+                gold, gold_start = p.text, a - p.start
+            negs = negatives_of([h.passage.text for h in found], r["answers"], per_question)
+            f.write(
+                Mined(r["id"], negs, gold, gold_start, q if q != r["question"] else None).to_json() + "\n"
+            )
+            n += 1
     return n

@@ -244,10 +244,11 @@ def press_groups(rows_path: str, mined_path: str) -> list[Group]:
         m = mined.get(r["id"])
         if m is None:
             continue
+        q = m.query if m.query is not None else r["question"]
         if r["answers"] and m.gold is not None and m.gold_start >= 0:
-            out.append(Group(r["id"], r["question"], m.gold, m.gold_start, r["answers"][0], m.negatives[:2]))
+            out.append(Group(r["id"], q, m.gold, m.gold_start, r["answers"][0], m.negatives[:2]))
         elif not r["answers"]:
-            out.append(Group(r["id"], r["question"], None, -1, "", m.negatives[:3]))
+            out.append(Group(r["id"], q, None, -1, "", m.negatives[:3]))
     return out
 
 

@@ -134,3 +134,62 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
 
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(abs(a[k] - b[k]).max() < 1e-5 for k in a)
+
+
+def test_press_rows_get_their_gold_passage_and_negatives(tmp_path: Path) -> None:
+    from qa import HashingEmbedder
+    from qa.training.negatives import mine_press
+    from qa.training.shared_norm import press_groups
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for town, name in TOWNS:
+        body = (
+            f"The {town} summit was chaired by Minister {name}. " + f"Delegates toured {town} harbour. " * 30
+        )
+        (archive / f"{town}.md").write_text(f'---\ntitle: "{town} summit"\n---\n\n{body}\n')
+    rows = [
+        {
+            "id": "a",
+            "question": "Who chaired the Oslo summit?",
+            "answers": ["Minister Berg"],
+            "evidence": "The Oslo summit was chaired by Minister Berg.",
+            "release": "Oslo.md",
+            "near": "Oslo.md",
+            "type": "who",
+            "followup_of": None,
+        },
+        {
+            "id": "b",
+            "question": "And what did delegates tour?",
+            "answers": ["Oslo harbour"],
+            "evidence": "Delegates toured Oslo harbour.",
+            "release": "Oslo.md",
+            "near": "Oslo.md",
+            "type": "what",
+            "followup_of": "a",
+        },
+        {
+            "id": "c",
+            "question": "Who chaired the Paris summit?",
+            "answers": [],
+            "evidence": None,
+            "release": None,
+            "near": "Rome.md",
+            "type": "unanswerable",
+            "followup_of": None,
+        },
+    ]
+    rows_path = tmp_path / "rows.jsonl"
+    rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "mined.jsonl"
+    assert mine_press(rows, archive, out, tmp_path / "cache", HashingEmbedder(dimension=64)) == 3
+    mined = read_mined(out)
+    a = mined["a"]
+    assert a.gold is not None and a.gold[a.gold_start :].startswith("Minister Berg")
+    assert a.negatives and not any("Minister Berg" in t for t in a.negatives)
+    assert mined["b"].query == "Who chaired the Oslo summit? And what did delegates tour?"
+    assert mined["c"].gold is None and mined["c"].negatives  # its top passages, whatever they hold
+    groups = {g.id: g for g in press_groups(str(rows_path), str(out))}
+    assert groups["c"].gold is None and groups["c"].answer_start == -1
+    assert groups["b"].question.startswith("Who chaired the Oslo summit?")
