@@ -170,7 +170,26 @@ def reply_html(
         f'<div class="qa-foot">{confidence_html(answer)}'
         '<span class="qa-hint">Click this reply to read it in its release</span></div>'
     )
-    return f'<div class="qa-reply">{"".join(head)}{quote_html(answer)}{card}{foot}</div>'
+    alts = alternatives_html(answer)
+    return f'<div class="qa-reply">{"".join(head)}{quote_html(answer)}{card}{alts}{foot}</div>'
+
+
+def alternatives_html(answer: Answer) -> str:
+    """The other spans worth a look: the next best ones beside a low-confidence answer, or the
+    other releases (each year's edition of an event) that answer nearly as well."""
+    if not answer.alternatives:
+        return ""
+    texts = {h.release.id: h.release.text for h in answer.hits}
+    items = []
+    for c in answer.alternatives:
+        quote = texts.get(c.release_id, "")[c.start : c.end]
+        said = f"“{esc(quote)}” — " if quote else ""
+        items.append(
+            f'<li>{said}<span class="qa-cite-title">{esc(c.title)}</span> '
+            f'<span class="qa-cite-meta">{meta_line(c.date, c.source)}</span></li>'
+        )
+    label = "Other candidates to check" if answer.confidence == "low" else "Also answered by"
+    return f'<div class="qa-note">{label}:</div><ul class="qa-alternatives">{"".join(items)}</ul>'
 
 
 def declined_html(answer: Answer, total: int | None = None) -> str:

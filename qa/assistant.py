@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.answer.base import Answerer, answer
+from qa.answer.base import Answerer, Candidate, answer, answer_from_candidates
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.neural import NeuralAnswerer
 from qa.answer.span_reader import READER_PATH, reader_available
@@ -137,6 +137,17 @@ def resolve_followup(question: str, history: Sequence[Message] | None) -> str | 
     """The question to retrieve with when ``question`` is a follow-up (earlier question + it)."""
     ctx = followup_context(question, history)
     return None if ctx is None else f"{ctx} {question.strip()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A question as the assistant read it: the question it retrieved with when it was a
+    follow-up, the passages found and the answerer's candidates, before any decision."""
+
+    question: str
+    resolved_question: str | None
+    hits: tuple[Hit, ...]
+    candidates: tuple[Candidate, ...]
 
 
 class Assistant:
@@ -280,6 +291,24 @@ class Assistant:
         filters: Filters | None = None,
         threshold: float | None = None,
     ) -> list[Answer]:
+        limit = self.answerer.threshold if threshold is None else threshold
+        return [
+            answer_from_candidates(
+                r.question, r.candidates, r.hits, limit, r.resolved_question, self.answerer.confident
+            )
+            for r in self.read_batch(questions, histories, k=k, filters=filters)
+        ]
+
+    def read_batch(
+        self,
+        questions: Sequence[str],
+        histories: Sequence[Sequence[Message] | None] | None = None,
+        *,
+        k: int | None = None,
+        filters: Filters | None = None,
+    ) -> list[Reading]:
+        """Everything ``ask_batch`` decides from: each question's passages and its answerer's
+        candidates (the calibration is fitted on exactly this)."""
         qs = [_check_question(q) for q in questions]
         hist = list(histories) if histories is not None else [None] * len(qs)
         if len(hist) != len(qs):
@@ -290,7 +319,7 @@ class Assistant:
         vecs = self.retriever.encode(queries)
         hits = self.retriever.search_encoded(queries, vecs, k=k, filters=filters)
         return [
-            answer(self.answerer, q, v, h, threshold=threshold, context=c, resolved_question=r)
+            Reading(q, r, tuple(h), tuple(self.answerer.candidates(q, v, h, c)))
             for q, v, h, c, r in zip(qs, vecs, hits, contexts, resolved, strict=True)
         ]
 

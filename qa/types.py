@@ -104,7 +104,11 @@ class Answer:
     resolved_question: str | None = None
     alternatives: tuple[Citation, ...] = ()
     """Other releases that answer nearly as well (say, each year's edition of an event)
-    when the question does not say which one it means."""
+    when the question does not say which one it means; for a low-confidence answer, the next
+    best spans."""
+    confident: float | None = None
+    """The score from which the answerer's answers are confident (below it: low confidence);
+    None when the answerer has no such level."""
 
     @property
     def declined(self) -> bool:
@@ -115,6 +119,8 @@ class Answer:
         """The score in words a reader understands: "high", "medium", "low" (or "none")."""
         if self.text is None:
             return "none"
+        if self.confident is not None:
+            return "high" if self.score >= self.confident else "low"
         if self.score >= CONFIDENCE_HIGH:
             return "high"
         return "medium" if self.score >= CONFIDENCE_MEDIUM else "low"

@@ -43,6 +43,12 @@ class Answerer(Protocol):
         """Below this probability the assistant declines."""
         ...
 
+    @property
+    def confident(self) -> float:
+        """From this probability an answer is confident; between ``threshold`` and here it is
+        still given, marked low confidence, with the next best spans beside it."""
+        ...
+
     def candidates(
         self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None
     ) -> list[Candidate]:
@@ -56,17 +62,21 @@ def answer_from_candidates(
     hits: Sequence[Hit],
     threshold: float,
     resolved_question: str | None = None,
+    confident: float | None = None,
 ) -> Answer:
-    """The most probable candidate quoted with its citation, or a decline below ``threshold``."""
+    """The most probable candidate quoted with its citation, or a decline below ``threshold``.
+    Below ``confident`` the answer is marked low confidence and the next best spans come with it."""
     if not candidates:
         return declined(question, 0.0, hits, resolved_question)
     best = max(candidates, key=lambda c: c.prob)
     if best.prob < threshold:
         return declined(question, best.prob, hits, resolved_question)
-    alts = tuple(
-        Citation.of(c.release, c.start, c.end) for c in alternatives(question, best, candidates, threshold)
-    )
-    return quoted(question, best, hits, resolved_question, alts)
+    if confident is not None and best.prob < confident:
+        picked = runners_up(best, candidates, threshold)
+    else:
+        picked = alternatives(question, best, candidates, threshold)
+    alts = tuple(Citation.of(c.release, c.start, c.end) for c in picked)
+    return quoted(question, best, hits, resolved_question, alts, confident)
 
 
 def answer(
@@ -82,7 +92,7 @@ def answer(
     """Ask ``answerer`` for candidates and decide (``threshold`` None: the answerer's own)."""
     limit = answerer.threshold if threshold is None else threshold
     cands = answerer.candidates(question, qvec, hits, context)
-    return answer_from_candidates(question, cands, hits, limit, resolved_question)
+    return answer_from_candidates(question, cands, hits, limit, resolved_question, answerer.confident)
 
 
 def quoted(
@@ -91,6 +101,7 @@ def quoted(
     hits: Sequence[Hit],
     resolved_question: str | None,
     alternatives: tuple[Citation, ...] = (),
+    confident: float | None = None,
 ) -> Answer:
     """The answer quoting ``release.text[start:end]`` inside its sentence, with its citation."""
     release, sentence = best.release, best.sentence
@@ -105,6 +116,7 @@ def quoted(
         hits=tuple(hits),
         resolved_question=resolved_question,
         alternatives=alternatives,
+        confident=confident,
     )
 
 
@@ -129,6 +141,22 @@ def alternatives(
             per_release.setdefault(c.release.id, c)
     per_release.pop(best.release.id, None)
     return list(per_release.values())[:3]
+
+
+def runners_up(best: Candidate, candidates: Sequence[Candidate], threshold: float) -> list[Candidate]:
+    """The next best spans of other sentences (at most 3, from half the threshold): what a reader
+    checks beside a low-confidence answer."""
+    out: list[Candidate] = []
+    seen = {(best.release.id, best.sentence.start)}
+    for c in sorted(candidates, key=lambda c: -c.prob):
+        key = (c.release.id, c.sentence.start)
+        if key in seen or c.prob < threshold / 2:
+            continue
+        seen.add(key)
+        out.append(c)
+        if len(out) == 3:
+            break
+    return out
 
 
 YEAR_MISMATCH = 0.35

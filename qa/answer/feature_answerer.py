@@ -105,6 +105,8 @@ class Scored:
 
 
 _FALLBACK_THRESHOLD = 0.35
+CONFIDENT = 0.75
+"""The feature answerer's confident level (its scores were calibrated on SQuAD only)."""
 
 
 class FeatureAnswerer:
@@ -131,6 +133,10 @@ class FeatureAnswerer:
         if self.settings.threshold is not None:
             return self.settings.threshold
         return self.models.threshold if self.models is not None else _FALLBACK_THRESHOLD
+
+    @property
+    def confident(self) -> float:
+        return CONFIDENT
 
     def idf(self) -> dict[str, float]:
         """Inverse document frequency of stems over passages, rebuilt when the index changes."""

@@ -44,6 +44,8 @@ class Calibration:
     features: tuple[str, ...] = CALIBRATION_FEATURES
     passages: int = 3
     """How many top passages the reader reads (what the calibration was fitted with)."""
+    confident: float = 0.75
+    """From this probability an answer is confident (between ``threshold`` and here: low confidence)."""
 
     def __post_init__(self) -> None:
         if self.passages < 1:
@@ -55,6 +57,8 @@ class Calibration:
             raise ValueError(f"unknown calibration features {sorted(unknown)!r}")
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold!r}")
+        if not 0.0 <= self.confident <= 1.0:
+            raise ValueError(f"confident must be in [0, 1], got {self.confident!r}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Calibration:
@@ -65,6 +69,7 @@ class Calibration:
             float(d["threshold"]),
             tuple(d["features"]),
             int(d.get("passages", 3)),
+            float(d.get("confident", 0.75)),
         )
 
     def save(self, path: str | os.PathLike[str], **extra: object) -> None:
@@ -75,6 +80,7 @@ class Calibration:
             "weights": list(self.weights),
             "bias": self.bias,
             "passages": self.passages,
+            "confident": self.confident,
         }
         tmp.write_text(json.dumps({**body, "threshold": self.threshold, **extra}, indent=2))
         os.replace(tmp, p)
@@ -122,6 +128,10 @@ class NeuralAnswerer:
         if self.settings.threshold is not None:
             return self.settings.threshold
         return self.calibration.threshold
+
+    @property
+    def confident(self) -> float:
+        return max(self.calibration.confident, self.threshold)
 
     def candidates(
         self, question: str, qvec: np.ndarray, hits: Sequence[Hit], context: str | None = None

@@ -171,7 +171,7 @@ def test_shipped_model_matches_features() -> None:
     assert MODEL_PATH.stat().st_size < 200_000  # KBs, not MBs
 
 
-def test_alternatives_when_no_year_given(embedder: HashingEmbedder) -> None:
+def _summits(embedder: HashingEmbedder) -> Assistant:
     releases = [
         make_release(
             f"The {n} annual cyber summit was chaired by {who} in {city}. Delegates discussed ransomware.",
@@ -184,9 +184,14 @@ def test_alternatives_when_no_year_given(embedder: HashingEmbedder) -> None:
             ("fourth", 2023, "Ken Ito", "Osaka"),
         ]
     ]
-    a = Assistant(Index.build(releases, embedder, ChunkerSettings()), embedder)
+    return Assistant(Index.build(releases, embedder, ChunkerSettings()), embedder)
+
+
+def test_alternatives_when_no_year_given(embedder: HashingEmbedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("qa.answer.feature_answerer.CONFIDENT", 0.0)  # every answer confident
+    a = _summits(embedder)
     ans = a.ask("Who chaired the annual cyber summit?", threshold=0.0)
-    assert ans.citation is not None
+    assert ans.citation is not None and ans.confidence == "high"
     assert [c.release_id for c in ans.alternatives] and ans.alternatives[
         0
     ].release_id != ans.citation.release_id
@@ -194,6 +199,20 @@ def test_alternatives_when_no_year_given(embedder: HashingEmbedder) -> None:
         assert a.index.releases[c.release_id].text[c.start : c.end]
     named = a.ask("Who chaired the annual cyber summit in 2023?", threshold=0.0)
     assert named.alternatives == ()
+
+
+def test_a_low_confidence_answer_comes_with_the_next_best_spans(
+    embedder: HashingEmbedder, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("qa.answer.feature_answerer.CONFIDENT", 1.0)  # no answer confident
+    a = _summits(embedder)
+    ans = a.ask("Who chaired the annual cyber summit in 2023?", threshold=0.0)
+    assert ans.text is not None and ans.confidence == "low"
+    assert ans.alternatives and len(ans.alternatives) <= 3
+    spans = {(c.release_id, c.start) for c in ans.alternatives}
+    assert (ans.citation.release_id, ans.citation.start) not in spans
+    for c in ans.alternatives:
+        assert a.index.releases[c.release_id].text[c.start : c.end]
 
 
 def test_answer_span_lies_in_its_sentence(tmp_path: Path, embedder: HashingEmbedder) -> None:
