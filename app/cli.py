@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -212,32 +213,47 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
 
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from app.eval_cli import DEFAULT_CACHE
-    from qa.training.calibrate import calibrate_reader
+    from qa.embedding import SentenceTransformerEmbedder
+    from qa.evaluation.data import article_half, load_jsonl, load_squad, sample
+    from qa.training.calibrate import TUNING_HALF, calibrate, write
 
-    r = calibrate_reader(
-        args.dataset,
+    press_files: set[str] = set()
+    for rows in (args.press, args.press_corpus):
+        with open(rows, encoding="utf-8") as f:
+            press_files |= {json.loads(line)["near"] for line in f if line.strip()}
+    archive = Path(args.archive)
+    press = load_jsonl(args.press, [archive / name for name in sorted(press_files)], "press-tune")
+    squad = sample(article_half(load_squad(args.squad), TUNING_HALF), args.limit)
+    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    result = calibrate(
+        [(press, "press"), (squad, "squad")],
         args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,
-        args.out,
-        limit=args.limit,
+        SentenceTransformerEmbedder(),
+        features=features,
         passages=args.passages,
-        features=tuple(f.strip() for f in args.features.split(",")),
         progress=True,
     )
-    c = r.calibration
-    print(
-        json.dumps(
-            {
-                "threshold": c.threshold,
-                "weights": dict(zip(c.features, c.weights, strict=True)),
-                "bias": c.bias,
-                "questions": r.questions,
-                "tuning_f1": r.f1,
-                "tuning_has_ans_f1": r.has_ans_f1,
-                "tuning_no_ans_accuracy": r.no_ans_accuracy,
-            },
-            indent=2,
-        )
+    command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
+    from qa.answer.span_reader import READER_PATH
+
+    out = write(
+        result, args.out or READER_PATH / "calibration.json", command or "release-qa calibrate-reader"
     )
+    d = result.decision
+    print(f"wrote {out}")
+    print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")
+    print(
+        f"press-tune: answerable declined {d.answerable_declined:.1%}, unanswerable declined "
+        f"{d.unanswerable_declined:.1%}, answerable answered right {d.answered_right:.1%}, ECE {d.ece:.3f}"
+    )
+    print("ablation (refitted without one feature, same rule):")
+    print("| calibration | answerable declined | unanswerable declined | answered right | ECE |")
+    print("|---|---|---|---|---|")
+    for name, x in (("all features", d), *result.ablation):
+        print(
+            f"| {name} | {x.answerable_declined:.1%} | {x.unanswerable_declined:.1%} "
+            f"| {x.answered_right:.1%} | {x.ece:.3f} |"
+        )
     return 0
 
 
@@ -368,18 +384,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_reader)
 
     p = sub.add_parser(
-        "calibrate-reader", help="fit the reader's calibration and threshold on SQuAD v2.0 dev-shared half 0"
+        "calibrate-reader",
+        help="fit the neural answerer's calibration and decision on press-tune + SQuAD v2.0 half 0",
     )
-    p.add_argument("--dataset", default="../shared/evals/squad-v2.0-dev-shared.json")
+    p.add_argument("--press", default="evals/datasets/press-tune.jsonl", help="press QA rows that tune")
+    p.add_argument(
+        "--press-corpus",
+        default="evals/datasets/press-train.jsonl",
+        help="rows whose releases join the tuning corpus as distractors",
+    )
+    p.add_argument("--archive", default="../shared/corpus/wh-briefings", help="the press rows' releases")
+    p.add_argument("--squad", default="../shared/evals/squad-v2.0-dev-shared.json")
     p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
-    p.add_argument("--limit", type=int, default=None, help="a seeded sample of the tuning half's questions")
+    p.add_argument("--limit", type=int, default=800, help="a seeded sample of SQuAD's tuning half")
     p.add_argument("--passages", type=int, default=3)
     p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(
         "--features",
-        default="margin,log_prob,sentence_logit,passage_rank,gap,passage_best",
-        help="comma-separated, from margin,log_prob,sentence_logit,passage_rank,gap,passage_best "
-        "(default: all six, as the shipped calibration; sentence_logit runs the feature answerer too)",
+        default=",".join(
+            (
+                "margin",
+                "log_prob",
+                "sentence_logit",
+                "passage_rank",
+                "gap",
+                "passage_best",
+                "position",
+                "span_words",
+            )
+        ),
+        help="comma-separated calibration features (default: all)",
     )
     p.set_defaults(func=cmd_calibrate_reader)
 

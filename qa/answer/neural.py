@@ -29,11 +29,23 @@ from qa.types import Answer, Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_FEATURES = ("margin", "log_prob", "sentence_logit", "passage_rank", "gap", "passage_best")
+CALIBRATION_FEATURES = (
+    "margin",
+    "log_prob",
+    "sentence_logit",
+    "passage_rank",
+    "gap",
+    "passage_best",
+    "position",
+    "span_words",
+)
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
 logit for the span's sentence; ``passage_rank``: 0 for the top passage; ``gap``: score minus the
-best span's score over all passages read; ``passage_best``: 1 for the best span of its passage."""
+best span's score over all passages read; ``passage_best``: 1 for the best span of its passage;
+``position``: where the sentence starts in its release (0 = first character, 1 = last; a
+release's answers rarely sit in its closing boilerplate or contact block); ``span_words``: log of
+the span's word count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +103,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0, 0.0, 0.0), bias=0.0, threshold=0.3)
+UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), bias=0.0, threshold=0.3)
 """Before ``calibrate-reader`` has run: the span's probability share, as it is."""
 
 
@@ -175,6 +187,8 @@ class NeuralAnswerer:
                     float(rank),
                     sp.score - top_score,
                     float(sp.score >= best_here),
+                    s.start / max(1, len(h.release.text)),
+                    math.log1p(len(h.release.text[a:b].split())),
                 ]
                 found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())

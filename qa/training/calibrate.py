@@ -1,15 +1,27 @@
-"""Fit the neural reader's calibration and no-answer threshold on the tuning half of SQuAD v2.0 dev-shared.
+"""Fit the neural answerer's calibration and its decision on press-tune plus SQuAD v2.0 half 0.
 
-Every passage the reader reads gives one candidate span; a logistic regression learns from the
-candidates' features whether the span is right (F1 >= 0.5 with a gold answer). The threshold is the
-one that maximises the SQuAD v2.0 F1 (unanswerable questions count as right when declined) over the
-tuning half's questions. The eval reports the other half (``article_half(..., 1)``).
+Every candidate span the answerer proposes becomes one example: its features (the reader's
+scores, the passage rank, the feature answerer's view of the sentence, where the sentence sits
+in its release, how long the span is) and whether it is right (token F1 >= 0.5 with a gold
+answer, from the gold release). A logistic regression learns the probability; press candidates
+are weighted so the press and SQuAD halves count alike, because the product answers press
+questions.
+
+The decision is the one a product owner signs: decline only when the releases most likely do
+not answer. The threshold is the highest that declines at most ``max_declined`` (10%) of
+press-tune's answerable questions; the share of its unanswerable questions declined there is
+reported, not optimised. Above the threshold an answer is given; below the ``confident`` level
+(where press-tune answers are right at least ``confident_precision`` of the time) it is marked
+low confidence and comes with the next best spans. The eval reports other questions: press-dev,
+SQuAD v2.0 half 1.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,129 +30,188 @@ import numpy as np
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
 from qa.answer.span_reader import READER_PATH, SpanReader
 from qa.assistant import Assistant
-from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.evaluation.data import article_half, load_squad, sample
-from qa.evaluation.metrics import squad_scores
+from qa.embedding import Embedder
+from qa.evaluation.data import EvalSet, history_messages
+from qa.evaluation.metrics import expected_calibration_error, reliability_bins, squad_scores
 from qa.index.cache import cached_index
 
 logger = logging.getLogger(__name__)
 
 TUNING_HALF = 0
+"""SQuAD v2.0 dev-shared's article half that tunes; the eval reports the other."""
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One tuning question's candidates: all features, whether each is right, and its date prior."""
+
+    source: str  # "press" or "squad"
+    answerable: bool
+    x: np.ndarray  # (candidates, len(CALIBRATION_FEATURES))
+    right: np.ndarray  # (candidates,) bool
+    prior: np.ndarray  # (candidates,) the date prior the answerer multiplies in
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    threshold: float
+    confident: float
+    answerable_declined: float
+    unanswerable_declined: float
+    answered_right: float
+    """Of press-tune's answerable questions, the share answered with a right span."""
+    ece: float
 
 
 @dataclass(frozen=True, slots=True)
 class CalibrationResult:
     calibration: Calibration
-    questions: int
+    decision: Decision
+    questions: dict[str, int]
     candidates: int
-    f1: float
-    has_ans_f1: float
-    no_ans_accuracy: float
+    ablation: tuple[tuple[str, Decision], ...]
+    """Each feature left out in turn (refitted, same rule): what it adds."""
 
 
-def fit_calibration(
-    dataset: str | os.PathLike[str],
-    cache_dir: str | os.PathLike[str],
-    *,
-    reader_path: str | os.PathLike[str] = READER_PATH,
-    embedder: Embedder | None = None,
-    limit: int | None = None,
-    passages: int = 3,
-    features: tuple[str, ...] = CALIBRATION_FEATURES,
-    progress: bool = False,
-) -> CalibrationResult:
-    from sklearn.linear_model import LogisticRegression
+def collect(
+    assistant: Assistant, eval_set: EvalSet, source: str, *, progress: bool = False, batch: int = 16
+) -> list[Question]:
+    """The answerer's candidates for every question, labelled, exactly as ``ask`` would see them."""
     from tqdm import tqdm
 
-    emb = embedder if embedder is not None else SentenceTransformerEmbedder()
-    full = load_squad(dataset)
-    tune = sample(article_half(full, TUNING_HALF), limit)
-    index, _, _ = cached_index(full.releases, emb, cache_dir, progress=progress)
-    assistant = Assistant(index, emb, reader="features")
-    # every feature computed (the uncalibrated model names them all), only ``features`` fitted
-    everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)
-    answerer = NeuralAnswerer(
-        index, reader=SpanReader(reader_path), calibration=everything, passages=passages
-    )
-    xs: list[np.ndarray] = []
-    ys: list[int] = []
-    per_q: list[tuple[int, int, list[float], bool]] = []  # rows [lo, hi), f1 per row, answerable
-    items = tune.items
-    for item in tqdm(items, desc="calibrate", disable=not progress):
-        vec = assistant.retriever.encode([item.question])[0]
-        hits = assistant.retriever.search_encoded([item.question], vec[None, :])[0]
-        cands = answerer.candidates(item.question, vec, hits)
-        lo = len(ys)
-        f1s = []
-        for c in cands:
-            f1 = (
-                squad_scores(c.hit.release.text[c.start : c.end], item.answers)[1] if item.answerable else 0.0
-            )
-            xs.append(c.features)
-            ys.append(int(f1 >= 0.5))
-            f1s.append(f1)
-        per_q.append((lo, len(ys), f1s, item.answerable))
-    x = np.asarray(xs, dtype=np.float64)
-    y = np.asarray(ys)
+    answerer = assistant.answerer
+    assert isinstance(answerer, NeuralAnswerer)
+    out: list[Question] = []
+    items = list(eval_set.items)
+    bar = tqdm(total=len(items), desc=f"calibrate: {eval_set.name}", disable=not progress)
+    for lo in range(0, len(items), batch):
+        part = items[lo : lo + batch]
+        readings = assistant.read_batch([i.question for i in part], [history_messages(i) for i in part])
+        for item, reading in zip(part, readings, strict=True):
+            rows, right, prior = [], [], []
+            for c in reading.candidates:
+                f1 = 0.0
+                if item.answerable and c.release.id == item.release_id:
+                    f1 = squad_scores(c.release.text[c.start : c.end], item.answers)[1]
+                rows.append(c.features)
+                right.append(f1 >= 0.5)
+                prior.append(c.prob / 0.5)  # the uncalibrated model's probability is 0.5 x prior
+            x = np.asarray(rows, dtype=np.float64).reshape(-1, len(CALIBRATION_FEATURES))
+            out.append(Question(source, item.answerable, x, np.asarray(right, bool), np.asarray(prior)))
+        bar.update(len(part))
+    bar.close()
+    return out
+
+
+def fit(
+    questions: Sequence[Question], features: Sequence[str], c: float = 1.0
+) -> tuple[tuple[float, ...], float]:
+    """Logistic regression weights and bias over ``features``, press and SQuAD weighted alike."""
+    from sklearn.linear_model import LogisticRegression
+
     cols = [CALIBRATION_FEATURES.index(f) for f in features]
-    lr = LogisticRegression(C=1.0, max_iter=1000).fit(x[:, cols], y)
-    weights = tuple(float(w) for w in lr.coef_[0])
-    bias = float(lr.intercept_[0])
-    probs = Calibration(weights, bias, 0.5, features).proba(x)
-    best = []  # (prob of the chosen candidate, its F1, answerable)
-    for lo, hi, f1s, answerable in per_q:
-        if hi == lo:
-            best.append((0.0, 0.0, answerable))
-            continue
-        k = int(np.argmax(probs[lo:hi]))
-        best.append((float(probs[lo + k]), f1s[k], answerable))
+    qs = [q for q in questions if len(q.x)]
+    x = np.concatenate([q.x[:, cols] for q in qs])
+    y = np.concatenate([q.right for q in qs]).astype(int)
+    src = np.concatenate([[q.source] * len(q.x) for q in qs])
+    w = np.ones(len(y))
+    for s in set(src):
+        w[src == s] = len(y) / (len(set(src)) * max(1, int((src == s).sum())))
+    lr = LogisticRegression(C=c, max_iter=2000).fit(x, y, sample_weight=w)
+    return tuple(float(v) for v in lr.coef_[0]), float(lr.intercept_[0])
 
-    def scores(t: float) -> tuple[float, float, float]:
-        has = [f1 if p >= t else 0.0 for p, f1, a in best if a]
-        no = [float(p < t) for p, _, a in best if not a]
-        total = (sum(has) + sum(no)) / max(1, len(best))
-        return total, float(np.mean(has)) if has else 0.0, float(np.mean(no)) if no else 0.0
 
-    grid = sorted({round(p, 3) for p, _, _ in best} | {0.0})
-    t = max(grid, key=lambda g: scores(g)[0])
-    total, has_f1, no_acc = scores(t)
-    logger.info("calibration: threshold %.3f, F1 %.3f, HasAns F1 %.3f, NoAns %.3f", t, total, has_f1, no_acc)
-    return CalibrationResult(
-        Calibration(weights, bias, float(t), features, passages), len(items), len(ys), total, has_f1, no_acc
+def best_of(q: Question, cal: Calibration) -> tuple[float, bool]:
+    """The chosen candidate's probability (calibrated, date prior applied) and whether it is right."""
+    if not len(q.x):
+        return 0.0, False
+    p = cal.proba(q.x) * q.prior
+    k = int(np.argmax(p))
+    return float(p[k]), bool(q.right[k])
+
+
+def decide(
+    questions: Sequence[Question],
+    cal: Calibration,
+    *,
+    max_declined: float = 0.10,
+    confident_precision: float = 0.80,
+) -> Decision:
+    """The threshold and confident level from ``source == "press"`` questions (see the module)."""
+    press = [(*best_of(q, cal), q.answerable) for q in questions if q.source == "press"]
+    answerable = sorted(p for p, _, a in press if a)
+    if not answerable:
+        raise ValueError("no answerable press questions to choose the threshold on")
+    # the highest t with at most max_declined of the answerable strictly below it: the k-th lowest
+    t = answerable[min(math.floor(max_declined * len(answerable)), len(answerable) - 1)]
+    declined_ans = sum(p < t for p in answerable) / len(answerable)
+    unans = [p for p, _, a in press if not a]
+    declined_un = sum(p < t for p in unans) / len(unans) if unans else 0.0
+    right = sum(r and p >= t for p, r, a in press if a) / len(answerable)
+    # confident: the lowest level >= t from which answered press questions are right often enough
+    answered = sorted(((p, r and a) for p, r, a in press if p >= t), reverse=True)
+    confident, hits = 1.0, 0
+    for n, (p, ok) in enumerate(answered, 1):
+        hits += ok
+        if hits / n >= confident_precision and n >= 10:
+            confident = p
+    bins = reliability_bins([p for p, _, _ in press], [r and a for p, r, a in press])
+    return Decision(
+        float(t), float(max(confident, t)), declined_ans, declined_un, right, expected_calibration_error(bins)
     )
 
 
-def calibrate_reader(
-    dataset: str | os.PathLike[str],
+def calibrate(
+    tuning: Sequence[tuple[EvalSet, str]],
     cache_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
-    **kwargs: object,
+    embedder: Embedder,
+    *,
+    reader_path: str | os.PathLike[str] = READER_PATH,
+    passages: int = 3,
+    features: Sequence[str] = CALIBRATION_FEATURES,
+    progress: bool = False,
 ) -> CalibrationResult:
-    """Fit and write ``calibration.json`` beside the reader's weights."""
-    result = fit_calibration(dataset, cache_dir, **kwargs)  # type: ignore[arg-type]
-    reader_path = Path(str(kwargs.get("reader_path", READER_PATH)))
-    target = Path(out) if out is not None else reader_path / "calibration.json"
+    """Collect candidates over each (eval set, source), fit, decide, and ablate each feature."""
+    everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)  # all features computed
+    questions: list[Question] = []
+    counts: dict[str, int] = {}
+    for eval_set, source in tuning:
+        index, _, _ = cached_index(eval_set.releases, embedder, cache_dir, progress=progress)
+        assistant = Assistant(index, embedder, reader="features")
+        assistant.answerer = NeuralAnswerer(
+            index, reader=SpanReader(reader_path), calibration=everything, passages=passages
+        )
+        got = collect(assistant, eval_set, source, progress=progress)
+        questions += got
+        counts[eval_set.name] = len(got)
+
+    def fitted(names: Sequence[str]) -> tuple[Calibration, Decision]:
+        w, b = fit(questions, names)
+        cal = Calibration(w, b, 0.5, tuple(names), passages)
+        return cal, decide(questions, cal)
+
+    cal, decision = fitted(features)
+    ablation = tuple((f"without {f}", fitted([g for g in features if g != f])[1]) for f in features)
+    final = Calibration(cal.weights, cal.bias, decision.threshold, cal.features, passages, decision.confident)
+    n = sum(len(q.x) for q in questions)
+    logger.info("calibration: %s", decision)
+    return CalibrationResult(final, decision, counts, n, ablation)
+
+
+def write(result: CalibrationResult, out: str | os.PathLike[str], command: str) -> Path:
+    d = result.decision
     result.calibration.save(
-        target,
-        fitted_on=f"{Path(dataset).name}, article half {TUNING_HALF} (reported: half {1 - TUNING_HALF})",
-        questions=result.questions,
+        out,
+        fitted_on=result.questions,
         candidates=result.candidates,
-        tuning_f1=round(result.f1, 4),
-        tuning_has_ans_f1=round(result.has_ans_f1, 4),
-        tuning_no_ans_accuracy=round(result.no_ans_accuracy, 4),
-        command=_command(kwargs),
+        rule="decline only below the highest threshold that declines <= 10% of press-tune's answerable",
+        press_tune={
+            "answerable_declined": round(d.answerable_declined, 4),
+            "unanswerable_declined": round(d.unanswerable_declined, 4),
+            "answered_right": round(d.answered_right, 4),
+            "ece": round(d.ece, 4),
+        },
+        ablation={name: round(x.ece, 4) for name, x in result.ablation},
+        command=command,
     )
-    return result
-
-
-def _command(kwargs: dict[str, object]) -> str:
-    """The command line that refits this calibration, recorded beside it."""
-    words = ["release-qa calibrate-reader"]
-    if kwargs.get("limit") is not None:
-        words.append(f"--limit {kwargs['limit']}")
-    if kwargs.get("passages") not in (None, 3):
-        words.append(f"--passages {kwargs['passages']}")
-    features = kwargs.get("features")
-    if features:
-        words.append(f"--features {','.join(features)}")  # type: ignore[arg-type]
-    return " ".join(words)
+    return Path(out)

@@ -58,11 +58,11 @@ def test_settings_and_calibration_validate() -> None:
 
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
-    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5), -1.0, 0.4)
+    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2), -1.0, 0.4)
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
-    x = np.array([[2.0, -0.1, 1.0, 0.0, 0.0, 1.0], [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0]])
+    x = np.array([[2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0], [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0]])
     p = back.proba(x)
     assert 0 < p[1] < p[0] < 1
 
@@ -95,7 +95,7 @@ def _index() -> tuple[Index, HashingEmbedder]:
 @pytest.mark.parametrize("word", ["Jane Smith", "Geneva"])
 def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> None:
     index, emb = _index()
-    cal = Calibration((1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0, 0.5)  # p = sigmoid(margin)
+    cal = Calibration((1.0,) + (0.0,) * (len(CALIBRATION_FEATURES) - 1), 0.0, 0.5)  # p = sigmoid(margin)
     ans = NeuralAnswerer(index, reader=FakeReader(word, 3.0), calibration=cal)  # type: ignore[arg-type]
     a = Assistant(index, emb, reader="features")
     a.answerer = ans
@@ -111,7 +111,7 @@ def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> N
 
 def test_neural_answer_declines_below_its_threshold() -> None:
     index, emb = _index()
-    cal = Calibration((1.0, 0.0, 0.0, 0.0, 0.0, 0.0), 0.0, 0.5)
+    cal = Calibration((1.0,) + (0.0,) * (len(CALIBRATION_FEATURES) - 1), 0.0, 0.5)
     ans = NeuralAnswerer(index, reader=FakeReader("Geneva", -2.0), calibration=cal)  # type: ignore[arg-type]
     vec = emb.encode(["Where did they meet?"])[0]
     hits = Assistant(index, emb, reader="features").search("Where did they meet?")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from tests.app.browser.conftest import ARTIFACTS, LONG_TITLE, Page
 
 pytestmark = [pytest.mark.model, pytest.mark.browser]

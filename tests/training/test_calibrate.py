@@ -1,0 +1,53 @@
+"""The decision rule the calibration ships: decline at most 10% of press-tune's answerable questions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.answer.neural import CALIBRATION_FEATURES, Calibration
+from qa.training.calibrate import Question, best_of, decide, fit
+
+F = len(CALIBRATION_FEATURES)
+
+
+def _question(source: str, margin: float, right: bool, answerable: bool = True) -> Question:
+    x = np.zeros((2, F))
+    x[0, 0], x[1, 0] = margin, margin - 3.0  # the first candidate has the higher margin
+    return Question(source, answerable, x, np.array([right, False]), np.ones(2))
+
+
+def _margin_only() -> Calibration:
+    return Calibration((1.0,) + (0.0,) * (F - 1), 0.0, 0.5)
+
+
+def test_the_threshold_declines_at_most_a_tenth_of_the_answerable() -> None:
+    rng = np.random.default_rng(0)
+    qs = [_question("press", float(m), bool(m > 0)) for m in rng.normal(1.0, 2.0, 200)]
+    qs += [_question("press", float(m), False, answerable=False) for m in rng.normal(-1.5, 1.0, 40)]
+    d = decide(qs, _margin_only())
+    assert d.answerable_declined <= 0.10
+    # the highest such threshold: one notch up declines more than a tenth
+    probs = sorted(best_of(q, _margin_only())[0] for q in qs if q.answerable)
+    assert sum(p < d.threshold for p in probs) <= 20 < sum(p <= d.threshold for p in probs)
+    assert 0.0 < d.unanswerable_declined <= 1.0 and d.confident >= d.threshold
+    assert 0.0 <= d.ece <= 1.0
+
+
+def test_squad_questions_do_not_move_the_threshold() -> None:
+    press = [_question("press", float(m), True) for m in np.linspace(-2, 4, 50)]
+    squad = [_question("squad", -5.0, False, answerable=False) for _ in range(500)]
+    assert decide(press, _margin_only()).threshold == decide(press + squad, _margin_only()).threshold
+
+
+def test_the_fit_learns_which_candidates_are_right() -> None:
+    qs = [_question(s, float(m), bool(m > 1.0)) for s in ("press", "squad") for m in np.linspace(-3, 5, 80)]
+    w, b = fit(qs, ["margin", "log_prob"])
+    assert w[0] > 0  # a larger margin: more likely right
+    cal = Calibration(w, b, 0.5, ("margin", "log_prob"))
+    assert best_of(_question("press", 4.0, True), cal)[0] > best_of(_question("press", -2.0, True), cal)[0]
+
+
+def test_no_answerable_press_question_is_an_error() -> None:
+    with pytest.raises(ValueError, match="answerable press"):
+        decide([_question("squad", 1.0, True)], _margin_only())
