@@ -11,9 +11,10 @@ def test_an_id_ranked_well_in_several_rankings_wins() -> None:
     dense = [(1, 0.9), (2, 0.8), (3, 0.1)]
     bm25 = [(3, 12.0), (2, 11.0), (4, 3.0)]
     fused = reciprocal_rank_fusion([dense, bm25], k=4, rrf_k=10)
-    assert [i for i, _ in fused] == [2, 3, 1, 4]
-    assert fused[0][1] == pytest.approx(1 / 12 + 1 / 12)
-    assert fused[1][1] == pytest.approx(1 / 13 + 1 / 11)
+    # 3: ranks 3 and 1; 2: ranks 2 and 2; 1: rank 1 once; 4: rank 3 once
+    assert [i for i, _ in fused] == [3, 2, 1, 4]
+    assert fused[0][1] == pytest.approx(1 / 13 + 1 / 11)
+    assert fused[1][1] == pytest.approx(1 / 12 + 1 / 12)
 
 
 def test_scores_do_not_matter_only_ranks() -> None:
