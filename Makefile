@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: chat test eval bench loadtest lint format index setup clean
+.PHONY: chat test eval bench loadtest lint format index setup clean train-reader
 
 setup: $(STAMP)
 
@@ -46,6 +46,15 @@ bench: $(STAMP)
 # issue 8: 20 gradio_client clients x 50 questions against `release-qa serve` on a free 127.0.0.1 port
 loadtest: $(STAMP)
 	$(PY) -m evals.loadtest --out evals/reports/loadtest
+
+# issue 14: the open-corpus reader, resumable across sessions (each step skips what is done);
+# TRAIN_ARGS adds e.g. --max-minutes 150 or --threads 2
+TRAIN_ARGS ?=
+train-reader: $(STAMP)
+	$(VENV)/bin/release-qa mine-negatives --questions 40000
+	test -s checkpoints/press-negatives.jsonl || $(VENV)/bin/release-qa mine-press
+	$(VENV)/bin/release-qa train-open-reader --resume \
+		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check qa app evals tests

@@ -205,7 +205,7 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
 
 def cmd_export_reader(args: argparse.Namespace) -> int:
     from qa.answer.span_reader import READER_PATH
-    from qa.training.reader import export_reader
+    from qa.training.export import export_reader
 
     print(export_reader(args.checkpoint, args.out if args.out is not None else READER_PATH))
     return 0

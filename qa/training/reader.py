@@ -421,34 +421,3 @@ def model_card(meta: dict[str, Any]) -> str:
         curve="\n".join(curve) or "| – | – | – | – |",
         **{k: cfg[k] for k in ("seed", "max_length", "stride", "batch_size", "weight_decay")},
     )
-
-
-def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Ship a checkpoint: fp16 safetensors, tokenizer, training log and a model card, swapped in
-    atomically. The old calibration no longer fits the new weights and is dropped."""
-    import torch
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    src, dst = Path(checkpoint), Path(out)
-    meta = json.loads((src / "training.json").read_text())
-    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).half()
-    tok = AutoTokenizer.from_pretrained(src)
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    for junk in ("special_tokens_map.json", "vocab.txt"):
-        if (tmp / junk).exists() and (tmp / "tokenizer.json").exists():
-            (tmp / junk).unlink()
-    (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-    (tmp / "README.md").write_text(model_card(meta))
-    old = dst.with_name(dst.name + ".old")
-    if dst.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        dst.rename(old)
-    tmp.rename(dst)
-    if old.exists():
-        shutil.rmtree(old)
-    return dst

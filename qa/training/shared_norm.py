@@ -423,3 +423,66 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             last_ckpt = time.monotonic()
     checkpoint(state["windows"] >= cfg.target_windows)
     return meta(state["windows"] >= cfg.target_windows)
+
+
+OPEN_CARD = """# release-qa neural reader
+
+A span-extraction reader (BertForQuestionAnswering, MiniLM-L6) trained by this project in two stages.
+
+## Stage 1: single windows of SQuAD v1.1 train
+
+{base}
+
+## Stage 2: open-corpus answering (shared normalisation)
+
+Each example is a group: a question with its gold passage and passages the project's own hybrid
+retrieval returned that lack the answer, scored under one softmax over every token of every
+window and each window's [CLS] ("no answer"); {no_answer:.0%} of the SQuAD groups drop the gold
+passage and target "no answer". Press QA rows of press-train (written for this project over the
+White House archive; unanswerable ones target "no answer") are interleaved, one group in
+{press_every}.
+
+- Data: SQuAD v1.1 train (CC BY-SA 4.0) questions in a seeded order with mined negatives
+  (`release-qa mine-negatives`); press-train with its passages (`release-qa mine-press`).
+- Seen: {windows:,} windows in {groups:,} groups ({squad:,} SQuAD, {press:,} press), {steps:,}
+  steps of {gpb} groups; schedule over {target:,} windows (lr {lr}, linear warm-up and decay).
+- Trained on: {device}, {minutes:.0f} minutes; {state}.
+- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`).
+
+Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
+
+| windows seen | train loss | EM | F1 |
+|---|---|---|---|
+{curve}
+"""
+
+
+def open_reader_card(meta: dict[str, Any]) -> str:
+    from qa.training.reader import model_card
+
+    cfg, st = meta["config"], meta["state"]
+    base = meta.get("base_training")
+    nan = float("nan")
+    curve = [
+        f"| {h['windows']:,} | {h['loss']:.2f} | {h.get('em', nan):.3f} | {h.get('f1', nan):.3f} |"
+        for h in meta["history"]
+    ]
+    return OPEN_CARD.format(
+        base=model_card(base).split("\n", 2)[2].strip()
+        if base
+        else "(none: started from the packaged MiniLM)",
+        no_answer=cfg["no_answer_share"],
+        press_every=cfg["press_every"],
+        windows=st["windows"],
+        groups=st["groups"],
+        squad=st["squad"],
+        press=st["press"],
+        steps=st["steps"],
+        gpb=cfg["groups_per_batch"],
+        target=cfg["target_windows"],
+        lr=cfg["lr"],
+        device=meta["device"],
+        minutes=meta["seconds"] / 60,
+        state="done" if meta["done"] else "in progress (a checkpoint of a longer run)",
+        curve="\n".join(curve) or "| – | – | – | – |",
+    )

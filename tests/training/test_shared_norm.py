@@ -193,3 +193,44 @@ def test_press_rows_get_their_gold_passage_and_negatives(tmp_path: Path) -> None
     groups = {g.id: g for g in press_groups(str(rows_path), str(out))}
     assert groups["c"].gold is None and groups["c"].answer_start == -1
     assert groups["b"].question.startswith("Who chaired the Oslo summit?")
+
+
+def test_an_exported_open_reader_has_a_card_with_both_stages(tmp_path: Path) -> None:
+    from qa.training.export import export_reader
+
+    paragraphs = [
+        {
+            "context": f"The {t} summit was chaired by Minister {n}.",
+            "qas": [
+                {
+                    "id": f"q{i}",
+                    "question": f"Who chaired the {t} summit?",
+                    "answers": [
+                        {"text": f"Minister {n}", "answer_start": len(f"The {t} summit was chaired by ")}
+                    ],
+                }
+            ],
+        }
+        for i, (t, n) in enumerate(TOWNS)
+    ]
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps({"data": [{"title": "t", "paragraphs": paragraphs}]}))
+    negs = tmp_path / "neg.jsonl"
+    negs.write_text(
+        "".join(Mined(f"q{i}", ("Nothing here.", "Rome hosted it.")).to_json() + "\n" for i in range(5))
+    )
+    cfg = SharedNormConfig(
+        train=str(data),
+        negatives=str(negs),
+        out=str(tmp_path / "ck"),
+        base=str(packaged_model_path()),
+        max_length=64,
+        stride=16,
+        groups_per_batch=2,
+        threads=1,
+        target_windows=6,
+    )
+    train(cfg)
+    card = (export_reader(tmp_path / "ck", tmp_path / "shipped") / "README.md").read_text()
+    assert "Stage 2: open-corpus answering" in card and "windows in" in card
+    assert (tmp_path / "shipped" / "model.safetensors").is_file()

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from qa.embedding import packaged_model_path
+from qa.training.export import export_reader
 from qa.training.reader import (
     ReaderTrainConfig,
     SquadExample,
     _batches,
-    export_reader,
     featurize,
     train_reader,
 )
