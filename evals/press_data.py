@@ -2,8 +2,8 @@
 
     python -m evals.press_data select            # the seeded release lists (committed)
     python -m evals.press_data show FILE.md      # a release as the library reads it, numbered lines
-    python -m evals.press_data check [PART ...]  # validate rows against what the library reads
-    python -m evals.press_data split             # parts -> press-train.jsonl / press-tune.jsonl
+    python -m evals.press_data check [FILE ...]  # validate rows against what the library reads
+    python -m evals.press_data split PART ...    # the written parts -> press-train.jsonl / press-tune.jsonl
 
 Rows (JSONL), one question each:
 
@@ -140,8 +140,8 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def part_files() -> list[Path]:
-    return sorted(PARTS.glob("part-*.jsonl"))
+def dataset_files() -> list[Path]:
+    return [DATASETS / "press-train.jsonl", DATASETS / "press-tune.jsonl"]
 
 
 def check(paths: list[Path]) -> int:
@@ -175,8 +175,8 @@ def root_near(rows: list[dict]) -> dict[str, str]:
     return out
 
 
-def split() -> None:
-    rows = [r for p in part_files() for r in read_rows(p)]
+def split(parts: list[Path]) -> None:
+    rows = [r for p in parts for r in read_rows(p)]
     roots = root_near(rows)
     train = [r for r in rows if not in_tune(roots[r["id"]])]
     tune = [r for r in rows if in_tune(roots[r["id"]])]
@@ -195,16 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("file")
     c = sub.add_parser("check")
     c.add_argument("paths", nargs="*", type=Path)
-    sub.add_parser("split")
+    sp = sub.add_parser("split")
+    sp.add_argument("parts", nargs="+", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "select":
         select()
     elif a.cmd == "show":
         show(a.file)
     elif a.cmd == "check":
-        return check(a.paths or part_files())
+        return check(a.paths or dataset_files())
     else:
-        split()
+        split(a.parts)
     return 0
 
 

@@ -1,0 +1,47 @@
+"""The press QA data written for this project: every row checked against what the library reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from evals import press_data as pd
+from tests.conftest import SHARED, need_shared
+
+
+def test_every_row_holds_on_the_text_the_library_reads() -> None:
+    need_shared(SHARED / "corpus" / "wh-briefings")
+    problems = [p for f in pd.dataset_files() for p in pd.check_rows(pd.read_rows(f), f.name)]
+    assert not problems, "\n".join(map(str, problems[:20]))
+
+
+def test_the_data_has_the_promised_shape() -> None:
+    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    assert len(train) >= 900 and len(tune) >= 300
+    rows = train + tune
+    assert len({r["near"] for r in rows}) >= 400
+    kinds = Counter(r["type"] for r in rows)
+    assert set(kinds) == set(pd.TYPES)
+    assert kinds["unanswerable"] >= 0.15 * len(rows)
+    assert sum(r["followup_of"] is not None for r in rows) >= 0.10 * len(rows)
+    # split by release: no release, and no chain, in both
+    assert not {r["near"] for r in train} & {r["near"] for r in tune}
+    for part in (train, tune):
+        ids = {r["id"] for r in part}
+        assert all(r["followup_of"] in ids for r in part if r["followup_of"] is not None)
+    # written on other releases than the eval's distractors
+    distractors = set(pd.DISTRACTORS.read_text().split())
+    assert len(distractors) == 2000 and not distractors & {r["near"] for r in rows}
+
+
+def test_the_checker_catches_bad_rows() -> None:
+    need_shared(SHARED / "corpus" / "wh-briefings")
+    good = pd.read_rows(pd.dataset_files()[0])
+    row = next(r for r in good if r["answers"] and r["followup_of"] is None)
+    bad = [
+        {**row, "answers": [row["answers"][0] + " not in the text"]},
+        {**row, "id": "x2", "evidence": row["evidence"].replace(" ", "  ", 1)},
+        {**row, "id": "x3", "followup_of": "nowhere"},
+        {**row, "id": "x4", "answers": [], "type": "unanswerable"},
+    ]
+    problems = pd.check_rows(bad, "bad")
+    assert {p.where for p in problems} == {"bad:1", "bad:2", "bad:3", "bad:4"}
