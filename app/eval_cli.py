@@ -149,6 +149,14 @@ def _summary(report: object) -> str:
                     f"F1 {100 * a.f1:5.1f}",
                     f"sent {100 * a.sentence_holds_gold:5.1f}",
                 ]
+            u = s.as_users_see
+            if u is not None:
+                parts.append(
+                    f"| as users see it: F1 {100 * u.f1:5.1f}  quote {100 * u.quote_holds_gold:5.1f}  "
+                    f"release {100 * u.right_release:5.1f}  declined {100 * u.answerable_declined:5.1f}"
+                )
+                if u.unanswerable_declined is not None:
+                    parts.append(f"unans declined {100 * u.unanswerable_declined:5.1f}")
             if ab is not None:
                 parts.append(f"F1@own {100 * ab.own.f1:5.1f}")
                 if ab.own.no_ans_accuracy is not None:

@@ -20,17 +20,27 @@ DEFAULT_CACHE = Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or PROJECT_ROOT / "
 SHARED = PROJECT_ROOT.parent / "shared"
 
 
-def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
-    """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber."""
+def distractors(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[Path, ...]:
+    """The fixed, seeded sample of 2,000 wh-briefings releases (``press-distractors.txt``)."""
     sh = shared if shared is not None else root.parent / "shared"
+    names = (root / "evals" / "datasets" / "press-distractors.txt").read_text().split()
+    return tuple(sh / "corpus" / "wh-briefings" / n for n in names)
+
+
+def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
+    """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber, and
+    press-dev again with 2,000 White House releases added as distractors."""
+    sh = shared if shared is not None else root.parent / "shared"
+    press_corpus = (root / "corpus", sh / "corpus" / "us-gov-cyber")
     return (
         DatasetSpec("squad-v1.1-dev-shared", sh / "evals" / "squad-v1.1-dev-shared.json"),
         # half 0 tunes the reader's calibration and no-answer threshold; half 1 is reported
         DatasetSpec("squad-v2.0-dev-shared", sh / "evals" / "squad-v2.0-dev-shared.json", half=1),
+        DatasetSpec("press-dev", root / "evals" / "datasets" / "press-dev.jsonl", press_corpus),
         DatasetSpec(
-            "press-dev",
+            "press-dev-distractors",
             root / "evals" / "datasets" / "press-dev.jsonl",
-            (root / "corpus", sh / "corpus" / "us-gov-cyber"),
+            press_corpus + distractors(root, sh),
         ),
     )
 

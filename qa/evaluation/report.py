@@ -211,6 +211,20 @@ def _dataset_section(d: DatasetReport) -> list[str]:
             )
     out += [
         "",
+        "**As users see it** (at the system's own threshold; a decline on an answerable question is a miss)",
+        "",
+        "| system | F1 | quote holds gold | right release | answerable declined | unanswerable declined |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in ok:
+        u = s.as_users_see
+        if u is not None:
+            out.append(
+                f"| {s.system} | {_pct(u.f1)} | {_pct(u.quote_holds_gold)} | {_pct(u.right_release)} | "
+                f"{_pct(u.answerable_declined)} | {_pct(u.unanswerable_declined)} |"
+            )
+    out += [
+        "",
         "**Abstention and calibration** (all questions; own = the system's own threshold or flag; "
         "best = oracle threshold of the sweep, reported only)",
         "",

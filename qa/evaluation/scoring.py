@@ -9,7 +9,7 @@ against "the quoted answer contains a gold answer".
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.evaluation import metrics as m
@@ -65,6 +65,20 @@ class AbstentionMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class UserMetrics:
+    """The system as a user sees it, at its own threshold: a decline on an answerable question is a
+    miss. Over answerable questions: F1 (0 when declined), the quote holds a gold answer, the gold
+    release is cited, declined; over unanswerable ones: declined."""
+
+    n_answerable: int
+    f1: float
+    quote_holds_gold: float
+    right_release: float
+    answerable_declined: float
+    unanswerable_declined: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class CalibrationMetrics:
     """How well scores match accuracy: expected calibration error and the reliability bins."""
 
@@ -105,6 +119,7 @@ class SystemMetrics:
     answer: AnswerMetrics | None
     abstention: AbstentionMetrics | None
     calibration: CalibrationMetrics | None
+    as_users_see: UserMetrics | None
     by_type: tuple[TypeMetrics, ...]
     by_turn: tuple[TypeMetrics, ...]
     latency: tuple[StageLatency, ...]
@@ -204,6 +219,25 @@ def abstention_metrics(scored: Sequence[ScoredPrediction]) -> AbstentionMetrics:
     )
 
 
+def as_users_see(scored: Sequence[ScoredPrediction]) -> UserMetrics | None:
+    ans = [s for s in scored if s.item.answerable]
+    un = [s for s in scored if not s.item.answerable]
+    if not ans:
+        return None
+
+    def share(rows: Sequence[ScoredPrediction], ok: Callable[[ScoredPrediction], bool]) -> float:
+        return sum(ok(s) for s in rows) / len(rows)
+
+    return UserMetrics(
+        n_answerable=len(ans),
+        f1=sum(0.0 if s.pred.declined else s.f1 for s in ans) / len(ans),
+        quote_holds_gold=share(ans, lambda s: not s.pred.declined and s.holds_gold),
+        right_release=share(ans, lambda s: not s.pred.declined and s.cites_gold),
+        answerable_declined=share(ans, lambda s: s.pred.declined),
+        unanswerable_declined=share(un, lambda s: s.pred.declined) if un else None,
+    )
+
+
 def calibration(scored: Sequence[ScoredPrediction], n_bins: int = 10) -> CalibrationMetrics:
     bins = m.reliability_bins([s.pred.score for s in scored], [s.correct for s in scored], n_bins)
     return CalibrationMetrics(m.expected_calibration_error(bins), bins)
@@ -272,6 +306,7 @@ def system_metrics(eval_set: EvalSet, run: SystemRun) -> SystemMetrics:
             None,
             None,
             None,
+            None,
             (),
             (),
             (),
@@ -296,6 +331,7 @@ def system_metrics(eval_set: EvalSet, run: SystemRun) -> SystemMetrics:
         answer=answer_metrics(scored),
         abstention=abst,
         calibration=calibration(scored),
+        as_users_see=as_users_see(scored),
         by_type=by_type(scored, run.retrieval),
         by_turn=by_turn(scored, run.retrieval),
         latency=latency(run.predictions),

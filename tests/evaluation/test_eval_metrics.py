@@ -401,3 +401,41 @@ def test_by_turn_splits_followups() -> None:
     turns = {t.qtype: t for t in by_turn(score_predictions(ds, preds), retrieval=False)}
     assert turns["first question"].f1 == 1.0 and turns["follow-up"].f1 == 0.0
     assert by_turn(score_predictions(ds, preds[:1]), retrieval=False) == ()
+
+
+def test_as_users_see_it_counts_a_decline_as_a_miss() -> None:
+    from qa.evaluation.data import EvalItem
+    from qa.evaluation.runner import Prediction
+    from qa.evaluation.scoring import ScoredPrediction, as_users_see
+
+    def row(answerable: bool, declined: bool, f1: float, holds: bool, cites: bool) -> ScoredPrediction:
+        item = EvalItem("q", "Who?", ("Ann",) if answerable else (), "r" if answerable else None)
+        pred = Prediction(
+            item_id="q",
+            text=None if declined else "Ann",
+            sentence=None,
+            score=0.5,
+            declined=declined,
+            release_id="r",
+            start=0,
+            end=3,
+            passage_rank=0,
+            release_rank=0,
+            resolved_question=None,
+            stages=(),
+        )
+        return ScoredPrediction(item, pred, f1, f1, holds, holds, cites)
+
+    rows = [
+        row(True, False, 1.0, True, True),  # answered right
+        row(True, True, 1.0, True, True),  # the best guess was right, but it declined: a miss
+        row(True, False, 0.5, False, False),  # answered wrong, from another release
+        row(True, False, 1.0, True, True),
+        row(False, True, 0.0, False, False),  # unanswerable, declined
+        row(False, False, 0.0, False, False),  # unanswerable, answered
+    ]
+    u = as_users_see(rows)
+    assert u is not None and u.n_answerable == 4
+    assert u.f1 == pytest.approx((1.0 + 0.0 + 0.5 + 1.0) / 4)
+    assert u.quote_holds_gold == pytest.approx(0.5) and u.right_release == pytest.approx(0.5)
+    assert u.answerable_declined == pytest.approx(0.25) and u.unanswerable_declined == pytest.approx(0.5)
