@@ -197,7 +197,12 @@ class Streams:
         examples = [e for e in read_squad(cfg.train) if e.answers]
         rng.shuffle(examples)
         mined = read_mined(cfg.negatives)
-        self.squad = [e for e in examples if e.id in mined]
+        # the mined prefix of the seeded order: mining more later extends it, never reorders it
+        self.squad: list[SquadExample] = []
+        for e in examples:
+            if e.id not in mined:
+                break
+            self.squad.append(e)
         self.mined = mined
         self.drop = random.Random(cfg.seed + 1)
         self.press: list[Group] = []
