@@ -170,6 +170,13 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
             answer = assistant.ask(question, history=_clean_history(history))
         except (ValueError, TypeError) as e:
             raise gr.Error(str(e)) from None
+        except (
+            BaseException
+        ) as e:  # a library's panic too (pyo3 raises BaseException): an error, never a hang
+            if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
+            logger.exception("answering %r failed", question)
+            raise gr.Error("Something went wrong while answering; the server log has the details.") from None
         return json.dumps(answer_to_dict(answer), ensure_ascii=False, indent=2)
 
     def respond(
@@ -193,7 +200,9 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
         except ValueError as e:  # a question or filter the library refuses, with its reason
             yield "", [*chat, _bot(render.error_html(str(e)))], [*turns, (q, None)], gr.skip(), gr.skip()
             return
-        except Exception:
+        except BaseException as e:  # a library's panic too (pyo3 raises BaseException): never a hang
+            if isinstance(e, KeyboardInterrupt | SystemExit | GeneratorExit):
+                raise
             logger.exception("answering %r failed", q)
             msg = "Something went wrong while answering; the server log has the details."
             yield "", [*chat, _bot(render.error_html(msg))], [*turns, (q, None)], gr.skip(), gr.skip()

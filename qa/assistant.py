@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 Message = Mapping[str, Any]
 
 MAX_QUESTION_CHARS = 2000
+MAX_QUESTION_TOKENS = 128
+"""A question longer than this, in the model's word pieces (about 90 words), is refused with its
+length: the reader reads at most 64 of them beside each passage, and a question that long is a
+paste, not a question."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,17 @@ class Assistant:
         )
         return added, report.skipped + dupes
 
+    def _check_questions(self, questions: Sequence[str]) -> list[str]:
+        """Cleaned questions; a question too long to read is refused with its length."""
+        qs = [_check_question(q) for q in questions]
+        for q, n in zip(qs, self.embedder.count_tokens(qs), strict=True):
+            if n > MAX_QUESTION_TOKENS:
+                raise ValueError(
+                    f"the question is {n} word pieces long ({len(q.split())} words); the limit is "
+                    f"{MAX_QUESTION_TOKENS} (about 90 words): ask it shorter"
+                )
+        return qs
+
     def search(
         self, query: str, k: int | None = None, filters: Filters | None = None, *, mode: str | None = None
     ) -> list[Hit]:
@@ -236,7 +251,7 @@ class Assistant:
         *,
         mode: str | None = None,
     ) -> list[list[Hit]]:
-        qs = [_check_question(q) for q in queries]
+        qs = self._check_questions(queries)
         return self.retriever.search_batch(qs, k=k, filters=filters, mode=mode)
 
     def answer_from(
@@ -252,7 +267,7 @@ class Assistant:
 
         Separates answering errors from retrieval errors in evaluation.
         """
-        q = _check_question(question)
+        (q,) = self._check_questions([question])
         release = self.index.releases[release_id]
         lo = 0 if start is None else start
         hi = len(release.text) if end is None else end
@@ -309,7 +324,7 @@ class Assistant:
     ) -> list[Reading]:
         """Everything ``ask_batch`` decides from: each question's passages and its answerer's
         candidates (the calibration is fitted on exactly this)."""
-        qs = [_check_question(q) for q in questions]
+        qs = self._check_questions(questions)
         hist = list(histories) if histories is not None else [None] * len(qs)
         if len(hist) != len(qs):
             raise ValueError(f"got {len(qs)} questions but {len(hist)} histories")

@@ -34,6 +34,9 @@ class SpanReaderSettings:
     stride: int = 96
     max_answer_tokens: int = 30
     batch_size: int = 8
+    max_question_tokens: int = 64
+    """The reader reads at most this many of the question's word pieces (its follow-up context
+    included), as in training; a longer question would leave no room for the passage."""
 
     def __post_init__(self) -> None:
         if not 64 <= self.max_length <= 512:
@@ -44,6 +47,10 @@ class SpanReaderSettings:
             raise ValueError(f"max_answer_tokens must be >= 1, got {self.max_answer_tokens!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if not 8 <= self.max_question_tokens <= self.max_length // 2:
+            raise ValueError(
+                f"max_question_tokens must be in [8, max_length/2], got {self.max_question_tokens!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,9 @@ class SpanReader:
         session, tok = self._load()
         st = self.settings
         starts = list(sentence_starts) if sentence_starts is not None else [None] * len(texts)
+        pieces = tok.tokenize(question)
+        if len(pieces) > st.max_question_tokens:  # the question's start: where its subject is
+            question = tok.convert_tokens_to_string(pieces[: st.max_question_tokens])
         enc = windows(tok, [question] * len(texts), texts, st.max_length, st.stride)
         n_win = len(enc["input_ids"])
         start_logits: list[np.ndarray] = []

@@ -156,3 +156,30 @@ def test_each_sentence_gets_its_own_best_span() -> None:
     assert [(a, b) for _, a, b, _ in spans] == [(10, 20), (36, 47)]
     assert len({g for *_, g in spans}) == 2
     assert spans[0][0] == pytest.approx(4.0) and mass > spans[0][0]
+
+
+LONG = " ".join(["What did the ministers of the member states agree about coordination"] * 14)  # ~140 words
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
+def test_a_long_question_or_context_never_breaks_the_reader() -> None:
+    """Probe 2026-12-02: ~900 characters panicked the tokenizer (a BaseException that hung the
+    chat), ~1,600 gave a bare "Truncation error"."""
+    reader = SpanReader()
+    long_text = " ".join([TEXT] * 30)  # a passage read in several windows
+    for q in (LONG[:900], LONG[:1300], LONG[:1600], LONG * 3):
+        (spans,) = reader.read_spans(q, [long_text])
+        assert spans and all(0 <= s.start < s.end <= len(long_text) for s in spans)
+
+
+def test_a_question_too_long_to_read_is_refused_with_its_length() -> None:
+    emb = HashingEmbedder(dimension=64)
+    rel = make_release(TEXT, path="t.md", title="Ministers")
+    a = Assistant(Index.build([rel], emb, ChunkerSettings()), emb, reader="features")
+    with pytest.raises(ValueError, match=r"the limit is 128"):
+        a.ask(LONG)
+    with pytest.raises(ValueError, match=r"the limit is 128"):
+        a.search(LONG)
+    # a long earlier turn is history, not the question: it is read, truncated, never refused
+    ans = a.ask("And who chaired it?", history=[{"role": "user", "content": LONG[:1900]}])
+    assert ans.question == "And who chaired it?"
