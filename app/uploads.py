@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa import Assistant, Release
+from qa import Assistant, QAIndexError, Release
 from qa.ingest.releases import SUFFIXES
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -99,7 +99,11 @@ def add_uploads(assistant: Assistant, files: list[tuple[str, str]], folder: Path
         except (UploadError, OSError) as e:
             result.problems.append((shown, str(e)))
     if kept:
-        added, skipped = assistant.add_files(kept)
+        try:
+            added, skipped = assistant.add_files(kept)
+        except QAIndexError as e:  # e.g. `release-qa index` holds the writer lock: nothing added
+            result.problems.append(("upload", f"not added: {e}"))
+            added, skipped = [], ()
         result.added.extend(added)
         result.problems.extend((s.path, s.reason) for s in skipped)
     used = {r.path.split("#")[0] for r in result.added}

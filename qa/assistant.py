@@ -17,7 +17,7 @@ from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.neural import NeuralAnswerer
 from qa.answer.span_reader import READER_PATH, reader_available
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.index import Index, QAIndexError, writer_lock
+from qa.index import Index, QAIndexError, StaleIndexError, writer_lock
 from qa.ingest.annotate import warm as warm_annotator
 from qa.ingest.chunking import ChunkerSettings
 from qa.ingest.releases import ReadReport, Skipped, read_releases
@@ -179,13 +179,20 @@ class Assistant:
         self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval)
         self.answerer_kind = resolve_reader(reader)
         """ "neural" or "features": which answerer answers."""
-        self.answerer: Answerer = (
-            NeuralAnswerer(index, answerer)
-            if self.answerer_kind == "neural"
-            else FeatureAnswerer(index, answerer)
-        )
+        self.answerer: Answerer = self._answerer_over(index, answerer)
         self.path = Path(path) if path is not None else None
         self._write_lock = threading.Lock()
+
+    def _answerer_over(self, index: Index, settings: AnswererSettings | None) -> Answerer:
+        if self.answerer_kind == "neural":
+            return NeuralAnswerer(index, settings)
+        return FeatureAnswerer(index, settings)
+
+    def _switch_to(self, index: Index) -> None:
+        """Answer from ``index`` from now on (a newer snapshot another writer saved)."""
+        self.retriever = Retriever(index, self.embedder, k=self.retriever.k, mode=self.retriever.mode)
+        self.answerer = self._answerer_over(index, getattr(self.answerer, "settings", None))
+        self.index = index
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None, **kwargs: Any) -> Assistant:
@@ -210,8 +217,23 @@ class Assistant:
         """
         with self._write_lock:
             added = self.index.add(releases, self.embedder)
-            if added and save and self.path is not None:
+            if not (added and save and self.path is not None):
+                return added
+            try:
                 self.index.save(self.path)
+            except StaleIndexError:
+                # another writer (`release-qa index`) saved since this index was loaded: add to
+                # its snapshot instead, so neither its releases nor these are lost
+                logger.info("the index at %s changed on disk; adding to the newer snapshot", self.path)
+                self.index.remove(r.id for r in added)
+                fresh = Index.load(self.path, self.embedder)
+                added = fresh.add(releases, self.embedder)
+                if added:
+                    fresh.save(self.path)
+                self._switch_to(fresh)
+            except BaseException:
+                self.index.remove(r.id for r in added)  # not saved, so not added: say so, keep none
+                raise
             return added
 
     def add_files(

@@ -11,6 +11,7 @@ from qa.index.manifest import (
     FORMAT_VERSION,
     Manifest,
     QAIndexError,
+    StaleIndexError,
     corpus_fingerprint,
     manifest_checksum,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Index",
     "Manifest",
     "QAIndexError",
+    "StaleIndexError",
     "corpus_fingerprint",
     "manifest_checksum",
     "read_manifest",

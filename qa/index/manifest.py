@@ -19,6 +19,11 @@ class QAIndexError(RuntimeError):
     """An index that cannot be loaded or written; the message says why and what to do."""
 
 
+class StaleIndexError(QAIndexError):
+    """A save refused because another writer swapped in a snapshot since this index was loaded
+    or saved: writing this copy would drop what the other writer added."""
+
+
 def corpus_fingerprint(release_ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(release_ids)).encode()).hexdigest()[:16]
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from qa.embedding import Embedder
 from qa.index.lexical import BM25
-from qa.index.manifest import Manifest, QAIndexError, corpus_fingerprint, rebuild_hint
+from qa.index.manifest import Manifest, QAIndexError, StaleIndexError, corpus_fingerprint, rebuild_hint
 from qa.index.snapshot import (
     clean_stale,
     fsync_path,
@@ -420,11 +420,14 @@ class Index:
     def save(self, path: str | os.PathLike[str], *, locked: bool = False) -> Path:
         """Write a new snapshot and swap it in atomically; returns the snapshot folder.
 
-        ``locked=True`` means the caller already holds ``writer_lock(path)``.
+        ``locked=True`` means the caller already holds ``writer_lock(path)``. A save over the
+        folder this index was loaded from (or last saved to) is refused with ``StaleIndexError``
+        when another writer swapped in a snapshot since: it would drop that writer's releases.
         """
         root = Path(path)
         (root / "snapshots").mkdir(parents=True, exist_ok=True)
         with contextlib.nullcontext() if locked else writer_lock(root):
+            self._check_current(root)
             snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
             snap.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
             try:
@@ -458,6 +461,19 @@ class Index:
         self.outdated = False
         logger.info("saved index to %s", final)
         return final
+
+    def _check_current(self, root: Path) -> None:
+        if self.snapshot is None or self.snapshot.parent.parent != root.resolve():
+            return  # a new index, or one saved to another folder: nothing of this folder to lose
+        try:
+            current = resolve_snapshot(root)
+        except QAIndexError:
+            return
+        if current != self.snapshot:
+            raise StaleIndexError(
+                f"the index at {root} was changed by another writer (snapshot {current.name}) since this "
+                f"copy was loaded ({self.snapshot.name}); load it again and repeat the change"
+            )
 
     def _write_lexical(self, snap: Path) -> None:
         with self._lock:
