@@ -58,7 +58,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     for s in report.skipped:
-        print(f"skipped {s.path}: {s.reason}", file=sys.stderr)
+        print(f"skipped {s}", file=sys.stderr)
     state = "up to date" if report.up_to_date else ("rebuilt" if report.rebuilt else "updated")
     print(
         f"{report.path}: {state}; {report.releases} releases read, {len(report.skipped)} skipped, "

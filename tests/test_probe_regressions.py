@@ -72,3 +72,48 @@ def test_3_an_upload_refused_by_the_lock_says_so_and_adds_nothing(tmp_path: Path
     assert len(chat.index.releases) == 3  # nothing half-added in memory
     assert not list(folder.iterdir())  # nor left in the uploads folder
     assert len(Index.load(path, emb).releases) == 3
+
+
+def test_4_a_fifo_in_the_corpus_is_skipped_not_waited_on(tmp_path: Path) -> None:
+    """Probe: a named pipe in the corpus hung `index` forever while it held the writer lock."""
+    import os
+
+    from qa import read_releases
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("---\ntitle: A\n---\n\nThe summit met in Oslo.\n")
+    os.mkfifo(corpus / "pipe.md")
+    report = read_releases([corpus])  # returns at once: nothing opens the FIFO for writing
+    assert [r.path for r in report.releases] == ["corpus/a.md"]
+    assert [(s.path, "regular file" in s.reason) for s in report.skipped] == [("corpus/pipe.md", True)]
+    from qa.ingest.releases import ReleaseError, read_file
+
+    with pytest.raises(ReleaseError, match="not a regular file"):
+        read_file(corpus / "pipe.md")  # named directly: refused, not waited on
+
+
+def test_8_a_symlink_out_of_the_corpus_is_not_followed(tmp_path: Path) -> None:
+    """Probe: `passwd.md -> /etc/passwd` inside the corpus was indexed."""
+    from qa import read_releases
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    secret = tmp_path / "secret.md"
+    secret.write_text("The password is swordfish.\n")
+    (corpus / "a.md").write_text("The summit met in Oslo.\n")
+    (corpus / "passwd.md").symlink_to(secret)
+    (corpus / "alias.md").symlink_to(corpus / "a.md")  # inside the folder: read (a duplicate here)
+    report = read_releases([corpus])
+    assert all("swordfish" not in r.text for r in report.releases)
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert "outside the folder" in reasons["corpus/passwd.md"]
+    assert "duplicate" in reasons["corpus/alias.md"]
+
+
+def test_8_a_file_name_cannot_forge_report_lines(tmp_path: Path) -> None:
+    """Probe: a file name holding a newline forged extra "skipped" lines in the CLI output."""
+    from qa.ingest.releases import Skipped
+
+    s = Skipped("corpus/evil\nskipped corpus/other.md: forged.md", "empty file")
+    assert "\n" not in str(s) and "\\n" in str(s)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,14 @@ class Skipped:
     """True when the file was read but its text is already in the batch under another name."""
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
+        """One line, whatever the file is called: control characters in a name (a newline would
+        forge another line of a report) are shown escaped."""
+        return f"{printable(self.path)}: {printable(self.reason)}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped as Python writes it (``\\n``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,12 +352,22 @@ def _read_jsonl(data: bytes, name: str) -> tuple[list[Release], list[Skipped]]:
 
 
 def _load(p: Path) -> bytes:
-    """The bytes of a file, refusing one over ``MAX_BYTES`` before reading it."""
+    """The bytes of a regular file, refusing one over ``MAX_BYTES`` before reading it.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO or a device in the
+    corpus is refused at once instead of hanging the reader (and the writer lock it holds).
+    """
     try:
-        size = p.stat().st_size
-        if size > MAX_BYTES:
-            raise ReleaseError(f"file is {size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit")
-        with p.open("rb") as f:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ReleaseError("not a regular file (a FIFO, socket or device), not read")
+            if st.st_size > MAX_BYTES:
+                raise ReleaseError(
+                    f"file is {st.st_size / 2**20:.0f} MB, over the {MAX_BYTES // 2**20} MB limit"
+                )
+            os.set_blocking(f.fileno(), True)
             data = f.read(MAX_BYTES + 1)  # the file may have grown since stat
     except OSError as e:
         raise ReleaseError(f"cannot read ({e.strerror or e})") from None
@@ -373,8 +391,10 @@ def iter_files(
 ) -> Iterator[tuple[Path, str]]:
     """Yield (file, name) for supported files under ``paths``, sorted.
 
-    Symlinked folders are not followed (no loops) and, like folders that cannot be
-    listed, are reported to ``on_skip(name, reason)``. The walk keeps its own stack, so
+    Symlinked folders are not followed (no loops); a symlinked file is read only when it points
+    at a regular file inside the folder being read (a link elsewhere, say to /etc/passwd, is not);
+    FIFOs, sockets and devices are never read. Each is reported to ``on_skip(name, reason)``,
+    like folders that cannot be listed. The walk keeps its own stack, so
     nesting depth is bounded by the file system, not by Python's recursion limit.
     ``name`` is the path relative to the root's parent, so ``corpus/a.md`` stays
     ``corpus/a.md`` wherever the command runs.
@@ -386,7 +406,8 @@ def iter_files(
             continue
         if not r.is_dir():
             raise FileNotFoundError(f"no such file or folder: {str(root)!r}")
-        base = Path(r.resolve().name)
+        inside = r.resolve()
+        base = Path(inside.name)
         stack = [(r, base)]
         while stack:
             folder, name = stack.pop()
@@ -407,8 +428,29 @@ def iter_files(
                     if on_skip is not None:
                         on_skip(child.as_posix(), "symlinked folder, not followed (it could loop)")
                 elif Path(entry.name).suffix.lower() in SUFFIXES:
-                    yield Path(entry.path), child.as_posix()
+                    why = _unreadable(entry, inside)
+                    if why is None:
+                        yield Path(entry.path), child.as_posix()
+                    elif on_skip is not None:
+                        on_skip(child.as_posix(), why)
             stack.extend(reversed(subfolders))
+
+
+def _unreadable(entry: os.DirEntry[str], inside: Path) -> str | None:
+    """Why a file of the walk is not read (None: it is)."""
+    try:
+        if entry.is_symlink():
+            target = Path(entry.path).resolve()
+            if not target.is_relative_to(inside):
+                return "symlink to a file outside the folder being read, not followed"
+            if not target.is_file():
+                return "symlink to something that is not a regular file, not followed"
+            return None
+        if not entry.is_file(follow_symlinks=False):
+            return "not a regular file (a FIFO, socket or device), not read"
+    except OSError as e:
+        return f"cannot read ({e.strerror or e})"
+    return None
 
 
 def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
@@ -434,11 +476,11 @@ def read_releases(
     def skip(name: str, reason: str, duplicate: bool = False) -> None:
         if strict:
             raise ReleaseError(f"{name}: {reason}")
-        logger.warning("skipped %s: %s", name, reason)
+        logger.warning("skipped %s", Skipped(name, reason))
         skipped.append(Skipped(name, reason, duplicate))
 
     def note(name: str, reason: str) -> None:  # a folder not walked: reported, never fatal
-        logger.warning("skipped %s: %s", name, reason)
+        logger.warning("skipped %s", Skipped(name, reason))
         skipped.append(Skipped(name, reason))
 
     files: Iterable[tuple[Path, str]] = list(iter_files(paths, note))
