@@ -440,7 +440,8 @@ def _unreadable(entry: os.DirEntry[str], inside: Path) -> str | None:
     """Why a file of the walk is not read (None: it is)."""
     try:
         if entry.is_symlink():
-            target = Path(entry.path).resolve()
+            os.stat(entry.path)  # a loop or a dangling link: "cannot read (...)" below
+            target = Path(os.path.realpath(entry.path))
             if not target.is_relative_to(inside):
                 return "symlink to a file outside the folder being read, not followed"
             if not target.is_file():
