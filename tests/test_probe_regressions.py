@@ -117,3 +117,37 @@ def test_8_a_file_name_cannot_forge_report_lines(tmp_path: Path) -> None:
 
     s = Skipped("corpus/evil\nskipped corpus/other.md: forged.md", "empty file")
     assert "\n" not in str(s) and "\\n" in str(s)
+
+
+def test_5_a_manifest_without_its_integrity_fields_is_refused(tmp_path: Path) -> None:
+    """Probe: a manifest without `checksum` and `files` loaded with no check at all, and edited
+    store text was quoted as if true."""
+    import json
+
+    emb = HashingEmbedder(dimension=64)
+    path = _saved(tmp_path, emb)
+    manifest = (path / "current").resolve() / "manifest.json"
+    d = json.loads(manifest.read_text())
+    for drop in ("checksum", "files"):
+        manifest.write_text(json.dumps({k: v for k, v in d.items() if k != drop}))
+        with pytest.raises(QAIndexError, match="release-qa index"):  # the rebuild hint
+            Index.load(path, emb)
+
+
+def test_5_an_edit_that_restores_the_modification_time_is_caught(tmp_path: Path) -> None:
+    """Probe: a same-size edit of the store with its modification time set back went unseen."""
+    import os
+
+    emb = HashingEmbedder(dimension=64)
+    path = _saved(tmp_path, emb)
+    Index.load(path, emb)  # verified once: later loads trust unchanged files
+    store = (path / "current").resolve() / "store.sqlite"
+    st = store.stat()
+    data = bytearray(store.read_bytes())
+    i = data.find(b"Oslo") if b"Oslo" in data else data.find(b"city 1")
+    data[i : i + 4] = b"Rome"
+    store.write_bytes(bytes(data))
+    os.utime(store, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert store.stat().st_size == st.st_size and store.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(QAIndexError, match="does not match its checksum"):
+        Index.load(path, emb)

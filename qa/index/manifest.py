@@ -77,8 +77,14 @@ class Manifest:
                     f"index at {root or where.parent} has format version {d.get('format_version')!r}; "
                     f"this release-qa reads version {FORMAT_VERSION}; {hint}"
                 )
-            if "checksum" in d and d.pop("checksum") != manifest_checksum(d):
+            if not isinstance(d.get("checksum"), str) or not isinstance(d.get("files"), dict):
+                # without them nothing can be verified: edited text would be quoted as if true
+                raise QAIndexError(f"manifest {where} has no checksum or no list of files' checksums; {hint}")
+            if d.pop("checksum") != manifest_checksum(d):
                 raise QAIndexError(f"manifest {where} is damaged (it does not match its checksum); {hint}")
+            missing = sorted(set(REQUIRED_FILES) - set(d["files"]))
+            if missing:
+                raise QAIndexError(f"manifest {where} does not vouch for {', '.join(missing)}; {hint}")
             c = d["corpus"]
             return cls(
                 model=d["model"]["name"],
@@ -94,6 +100,10 @@ class Manifest:
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise QAIndexError(f"manifest {where} is damaged ({type(e).__name__}: {e}); {hint}") from None
+
+
+REQUIRED_FILES = ("passages.faiss", "sentences.faiss", "store.sqlite")
+"""Files every snapshot has and its manifest must list with their SHA-256."""
 
 
 def manifest_checksum(d: dict[str, Any]) -> str:

@@ -88,8 +88,11 @@ index, a file whose size and mtime are unchanged is not hashed again on load (ha
 
 
 def stat_key(path: Path, digest: str) -> list[object]:
+    """What says a file is unchanged since it was hashed: size, inode, modification and change
+    times. The change time cannot be set back (an edit that restores the modification time still
+    moves it), so such an edit is hashed again and caught."""
     st = path.stat()
-    return [st.st_size, st.st_mtime_ns, digest]
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, digest]
 
 
 def verified_sums(snap: Path) -> dict[str, list[object]]:

@@ -76,6 +76,7 @@ class Corpora:
 
     def fresh_index(self, where: Path) -> Path:
         shutil.copytree(self.template, where, symlinks=True)
+        Index.load(where)  # a copy is hashed again once (new inodes), before the save under test
         return where
 
     def argv(self, idx: Path) -> list[str]:
