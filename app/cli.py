@@ -232,6 +232,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         features=features,
         passages=args.passages,
         progress=True,
+        collected=args.collected,
     )
     command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
     from qa.answer.span_reader import READER_PATH
@@ -244,7 +245,8 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")
     print(
         f"press-tune: answerable declined {d.answerable_declined:.1%}, unanswerable declined "
-        f"{d.unanswerable_declined:.1%}, answerable answered right {d.answered_right:.1%}, ECE {d.ece:.3f}"
+        f"{d.unanswerable_declined:.1%}, answerable answered right {d.answered_right:.1%}, ECE {d.ece:.3f} "
+        f"(held out: {result.held_out_ece:.3f})"
     )
     print("ablation (refitted without one feature, same rule):")
     print("| calibration | answerable declined | unanswerable declined | answered right | ECE |")
@@ -398,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
     p.add_argument("--limit", type=int, default=800, help="a seeded sample of SQuAD's tuning half")
     p.add_argument("--passages", type=int, default=3)
+    p.add_argument(
+        "--collected",
+        default=None,
+        help="an .npz of the collected candidates: read if it exists, else written",
+    )
     p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(
         "--features",

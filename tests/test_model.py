@@ -125,3 +125,29 @@ def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
         [*exe, "ask", "x", "--index", str(tmp_path / "none")], capture_output=True, env=env, text=True
     )
     assert missing.returncode == 2 and "no index at" in missing.stderr
+
+
+SEED_QUESTIONS = [
+    ("Who chaired the ASEAN Ministerial Conference on Cybersecurity in 2017?", "Yaacob Ibrahim"),
+    ("Where was the 2017 ASEAN Ministerial Conference on Cybersecurity held?", "St. Regis Singapore"),
+    (
+        "Which dialogue partners took part in the Special Session of the 2017 AMCC?",
+        "Australia, China, Japan, New Zealand and the United States",
+    ),
+    ("Where will the third edition of the AMCC be held?", "Singapore"),
+]
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed")
+@pytest.mark.parametrize(("question", "gold"), SEED_QUESTIONS)
+def test_the_shipped_default_answers_the_seeds_questions(
+    assistant: Assistant, question: str, gold: str
+) -> None:
+    """The user's own release, asked the way they ask it: answered (not declined), quoted, cited."""
+    assert assistant.answerer_kind == "neural"  # the shipped default
+    a = assistant.ask(question)
+    assert a.text is not None and a.citation is not None, f"declined (score {a.score:.2f})"
+    assert gold in a.text
+    release = assistant.index.releases[a.citation.release_id]
+    assert release.path.startswith("corpus/") and release.text[a.citation.start : a.citation.end] == a.text
+    assert a.citation.title.startswith("ASEAN Member States Affirm")

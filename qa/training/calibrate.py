@@ -71,6 +71,8 @@ class CalibrationResult:
     candidates: int
     ablation: tuple[tuple[str, Decision], ...]
     """Each feature left out in turn (refitted, same rule): what it adds."""
+    held_out_ece: float
+    """Press-tune's ECE with the Platt step fitted on the other folds (5-fold)."""
 
 
 def collect(
@@ -119,6 +121,79 @@ def fit(
         w[src == s] = len(y) / (len(set(src)) * max(1, int((src == s).sum())))
     lr = LogisticRegression(C=c, max_iter=2000).fit(x, y, sample_weight=w)
     return tuple(float(v) for v in lr.coef_[0]), float(lr.intercept_[0])
+
+
+def fold_platt(questions: Sequence[Question], cal: Calibration) -> Calibration:
+    """Rescale the logit so the probability of the answer each press question would get matches how
+    often it is right (Platt scaling, folded into the weights: ``z' = a z + c``). Fitted on the
+    chosen candidates, not on all of them: the decision sees only the best, and the best of many
+    candidates is more often wrong than its candidate-level probability says."""
+    from sklearn.linear_model import LogisticRegression
+
+    zs, ys = [], []
+    for q in questions:
+        if q.source != "press" or not len(q.x):
+            continue
+        p = cal.proba(q.x) * q.prior
+        k = int(np.argmax(p))
+        zs.append(_logit(float(cal.proba(q.x[k : k + 1])[0])))
+        ys.append(int(q.right[k]))
+    if len(set(ys)) < 2:
+        return cal
+    lr = LogisticRegression(C=100.0).fit(np.asarray(zs)[:, None], np.asarray(ys))
+    a, c = float(lr.coef_[0][0]), float(lr.intercept_[0])
+    return Calibration(
+        tuple(a * w for w in cal.weights), a * cal.bias + c, cal.threshold, cal.features, cal.passages
+    )
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))
+
+
+def held_out_ece(questions: Sequence[Question], cal: Calibration, folds: int = 5) -> float:
+    """ECE of press questions when each fold's Platt step is fitted on the other folds (the
+    candidate-level weights stay as fitted on all): an honest read of the in-sample ECE."""
+    press = [q for q in questions if q.source == "press"]
+    probs, right = [], []
+    for f in range(folds):
+        train = [q for i, q in enumerate(press) if i % folds != f]
+        test = [q for i, q in enumerate(press) if i % folds == f]
+        folded = fold_platt(train, cal)
+        for q in test:
+            p, r = best_of(q, folded)
+            probs.append(p)
+            right.append(r and q.answerable)
+    return expected_calibration_error(reliability_bins(probs, right))
+
+
+def save_questions(questions: Sequence[Question], path: str | os.PathLike[str]) -> None:
+    """The collected candidates (npz, no pickle): refitting needs no second pass of the reader."""
+    arrays: dict[str, np.ndarray] = {
+        "source": np.asarray([q.source for q in questions]),
+        "answerable": np.asarray([q.answerable for q in questions]),
+        "sizes": np.asarray([len(q.x) for q in questions]),
+    }
+    arrays["x"] = (
+        np.concatenate([q.x for q in questions]) if questions else np.zeros((0, len(CALIBRATION_FEATURES)))
+    )
+    arrays["right"] = np.concatenate([q.right for q in questions]) if questions else np.zeros(0, bool)
+    arrays["prior"] = np.concatenate([q.prior for q in questions]) if questions else np.zeros(0)
+    np.savez(path, **arrays)
+
+
+def load_questions(path: str | os.PathLike[str]) -> list[Question]:
+    d = np.load(path, allow_pickle=False)
+    out, lo = [], 0
+    for src, ans, n in zip(d["source"].tolist(), d["answerable"].tolist(), d["sizes"].tolist(), strict=True):
+        out.append(
+            Question(
+                str(src), bool(ans), d["x"][lo : lo + n], d["right"][lo : lo + n], d["prior"][lo : lo + n]
+            )
+        )
+        lo += n
+    return out
 
 
 def best_of(q: Question, cal: Calibration) -> tuple[float, bool]:
@@ -170,11 +245,17 @@ def calibrate(
     passages: int = 3,
     features: Sequence[str] = CALIBRATION_FEATURES,
     progress: bool = False,
+    collected: str | os.PathLike[str] | None = None,
 ) -> CalibrationResult:
-    """Collect candidates over each (eval set, source), fit, decide, and ablate each feature."""
+    """Collect candidates over each (eval set, source) (or read them from ``collected`` when it
+    exists; written there otherwise), fit, decide, and ablate each feature."""
     everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)  # all features computed
     questions: list[Question] = []
     counts: dict[str, int] = {}
+    if collected is not None and Path(collected).is_file():
+        questions = load_questions(collected)
+        counts = {f"{t[0].name} (collected)": sum(q.source == t[1] for q in questions) for t in tuning}
+        tuning = ()
     for eval_set, source in tuning:
         index, _, _ = cached_index(eval_set.releases, embedder, cache_dir, progress=progress)
         assistant = Assistant(index, embedder, reader="features")
@@ -184,18 +265,22 @@ def calibrate(
         got = collect(assistant, eval_set, source, progress=progress)
         questions += got
         counts[eval_set.name] = len(got)
+    if collected is not None and not Path(collected).is_file():
+        save_questions(questions, collected)
 
     def fitted(names: Sequence[str]) -> tuple[Calibration, Decision]:
         w, b = fit(questions, names)
-        cal = Calibration(w, b, 0.5, tuple(names), passages)
+        cal = fold_platt(questions, Calibration(w, b, 0.5, tuple(names), passages))
         return cal, decide(questions, cal)
 
     cal, decision = fitted(features)
     ablation = tuple((f"without {f}", fitted([g for g in features if g != f])[1]) for f in features)
     final = Calibration(cal.weights, cal.bias, decision.threshold, cal.features, passages, decision.confident)
     n = sum(len(q.x) for q in questions)
-    logger.info("calibration: %s", decision)
-    return CalibrationResult(final, decision, counts, n, ablation)
+    w, b = fit(questions, features)
+    honest = held_out_ece(questions, Calibration(w, b, 0.5, tuple(features), passages))
+    logger.info("calibration: %s (held-out ECE %.3f)", decision, honest)
+    return CalibrationResult(final, decision, counts, n, ablation, honest)
 
 
 def write(result: CalibrationResult, out: str | os.PathLike[str], command: str) -> Path:
@@ -210,6 +295,7 @@ def write(result: CalibrationResult, out: str | os.PathLike[str], command: str) 
             "unanswerable_declined": round(d.unanswerable_declined, 4),
             "answered_right": round(d.answered_right, 4),
             "ece": round(d.ece, 4),
+            "ece_held_out": round(result.held_out_ece, 4),
         },
         ablation={name: round(x.ece, 4) for name, x in result.ablation},
         command=command,

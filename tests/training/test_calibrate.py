@@ -51,3 +51,23 @@ def test_the_fit_learns_which_candidates_are_right() -> None:
 def test_no_answerable_press_question_is_an_error() -> None:
     with pytest.raises(ValueError, match="answerable press"):
         decide([_question("squad", 1.0, True)], _margin_only())
+
+
+def test_platt_folding_keeps_the_order_and_fixes_overconfidence(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qa.training.calibrate import fold_platt, held_out_ece, load_questions, save_questions
+
+    rng = np.random.default_rng(1)
+    # an overconfident scorer: right only 30% of the time whatever the margin says
+    qs = [_question("press", float(m), bool(rng.random() < 0.3)) for m in rng.normal(3.0, 1.0, 300)]
+    cal = _margin_only()
+    folded = fold_platt(qs, cal)
+    before, after = decide(qs, cal), decide(qs, folded)
+    assert after.ece < before.ece and after.ece < 0.08
+    assert after.answerable_declined == before.answerable_declined  # same order, same decisions
+    assert 0.0 <= held_out_ece(qs, cal) < before.ece
+    save_questions(qs, tmp_path / "c.npz")
+    back = load_questions(tmp_path / "c.npz")
+    assert len(back) == len(qs) and all(
+        a.source == b.source and np.array_equal(a.x, b.x) and np.array_equal(a.right, b.right)
+        for a, b in zip(qs, back, strict=True)
+    )
