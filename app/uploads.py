@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa import Assistant, QAIndexError, Release
+from qa import Assistant, QAIndexError, Release, ReleaseError, read_file
 from qa.ingest.releases import SUFFIXES
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -98,16 +98,28 @@ def add_uploads(assistant: Assistant, files: list[tuple[str, str]], folder: Path
             kept.append(dest)
         except (UploadError, OSError) as e:
             result.problems.append((shown, str(e)))
-    if kept:
+    releases: list[Release] = []
+    for dest in kept:
+        # named as `release-qa index <index>/uploads` names them (the folder, then the file), so
+        # the next `make chat` finds them indexed and embeds nothing again
+        name = f"{folder.name}/{dest.name}"
         try:
-            added, skipped = assistant.add_files(kept)
+            releases.extend(read_file(dest, name))
+        except ReleaseError as e:
+            result.problems.append((name, str(e)))
+    if releases:
+        try:
+            added = assistant.add_releases(releases)
         except QAIndexError as e:  # e.g. `release-qa index` holds the writer lock: nothing added
             result.problems.append(("upload", f"not added: {e}"))
-            added, skipped = [], ()
+            added = []
         result.added.extend(added)
-        result.problems.extend((s.path, s.reason) for s in skipped)
+        ids = {r.id for r in added}
+        result.problems.extend((r.path, "already indexed (same text)") for r in releases if r.id not in ids)
     used = {r.path.split("#")[0] for r in result.added}
     for path in created:
-        if path.name not in used:  # unreadable or a duplicate: keep the folder to what is indexed
+        if (
+            f"{folder.name}/{path.name}" not in used
+        ):  # unreadable or a duplicate: keep the folder to what is indexed
             path.unlink(missing_ok=True)
     return result

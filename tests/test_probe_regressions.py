@@ -151,3 +151,26 @@ def test_5_an_edit_that_restores_the_modification_time_is_caught(tmp_path: Path)
     assert store.stat().st_size == st.st_size and store.stat().st_mtime_ns == st.st_mtime_ns
     with pytest.raises(QAIndexError, match="does not match its checksum"):
         Index.load(path, emb)
+
+
+def test_7_uploads_are_not_embedded_again_by_the_next_make_chat(tmp_path: Path) -> None:
+    """Probe: the chat named uploads `x.md`, the re-index of `<index>/uploads` named them
+    `uploads/x.md`, so `make chat` dropped and embedded every upload again (53 files: 683 s)."""
+    from qa import update_index
+
+    emb = HashingEmbedder(dimension=64)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("The summit met in Oslo.\n")
+    idx = tmp_path / "idx"
+    settings = ChunkerSettings(annotator=None)
+    update_index(idx, [corpus], embedder=emb, chunker=settings)
+    chat = Assistant.load(idx, emb, reader="features")
+    upload = tmp_path / "x.md"
+    upload.write_text("---\ntitle: X\n---\n\nThe upload says the fund holds $5 million.\n")
+    folder = idx / "uploads"
+    folder.mkdir()
+    result = add_uploads(chat, [(str(upload), "x.md")], folder)
+    assert [r.path for r in result.added] == ["uploads/x.md"]
+    again = update_index(idx, [corpus, folder], embedder=emb, chunker=settings)  # what `make chat` runs
+    assert (again.added, again.removed) == (0, 0)
