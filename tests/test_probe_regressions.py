@@ -174,3 +174,14 @@ def test_7_uploads_are_not_embedded_again_by_the_next_make_chat(tmp_path: Path) 
     assert [r.path for r in result.added] == ["uploads/x.md"]
     again = update_index(idx, [corpus, folder], embedder=emb, chunker=settings)  # what `make chat` runs
     assert (again.added, again.removed) == (0, 0)
+
+
+def test_8_html_nested_too_deep_is_refused_with_the_right_reason() -> None:
+    """Probe: HTML nested 100k deep was skipped as having "no readable text"."""
+    from qa import ReleaseError, read_bytes
+
+    deep = ("<div>" * 100_000 + "The summit met in Oslo." + "</div>" * 100_000).encode()
+    with pytest.raises(ReleaseError, match="nested too deeply"):
+        read_bytes(deep, "deep.html")
+    ok = b"<html><body><div><p>The summit met in Oslo on Tuesday, ministers said.</p><br><img src=x></div></body></html>"
+    assert "Oslo" in read_bytes(ok, "ok.html")[0].text

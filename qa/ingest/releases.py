@@ -231,10 +231,34 @@ def _read_text(data: bytes, name: str) -> list[Release]:
     return [make_release(decode_bytes(data, name), path=name)]
 
 
+MAX_HTML_DEPTH = 1000
+"""HTML nested deeper than this is refused: the parser gives up on it silently (no text), and no
+real page nests a thousand elements deep."""
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>")
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())  # noqa: SIM905
+
+
+def html_depth(html: str, limit: int = MAX_HTML_DEPTH) -> int:
+    """How deep the elements nest (a quick count of open and close tags, stopping past ``limit``)."""
+    depth = deepest = 0
+    for m in _TAG.finditer(html):
+        closing, tag, selfclosing = m.group(1), m.group(2).lower(), m.group(3)
+        if tag in _VOID or selfclosing:
+            continue
+        depth = max(0, depth - 1) if closing else depth + 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+    return deepest
+
+
 def _read_html(data: bytes, name: str) -> list[Release]:
     import trafilatura
 
     html = decode_bytes(data, name)
+    if html_depth(html) > MAX_HTML_DEPTH:
+        raise ReleaseError(f"HTML is nested too deeply (over {MAX_HTML_DEPTH} levels) to be read")
     text = trafilatura.extract(
         html, include_comments=False, include_tables=True, favor_recall=True, deduplicate=False
     )
