@@ -20,6 +20,10 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Per file; a press release is rarely over 1 MB, a PDF with images a few MB."""
 MAX_UPLOAD_FILES = 50
 """Per upload, so one drop cannot queue hours of embedding."""
+MAX_UPLOAD_WORDS = 60_000
+"""Words one upload may add (about 400 passages: a minute of the server's CPU). Bytes alone do not
+bound the cost: 1 MB of text without sentence breaks took nine minutes. Larger archives are for
+`release-qa index`, which shows its progress and can be stopped."""
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
 
@@ -99,14 +103,28 @@ def add_uploads(assistant: Assistant, files: list[tuple[str, str]], folder: Path
         except (UploadError, OSError) as e:
             result.problems.append((shown, str(e)))
     releases: list[Release] = []
+    words = 0
     for dest in kept:
         # named as `release-qa index <index>/uploads` names them (the folder, then the file), so
         # the next `make chat` finds them indexed and embeds nothing again
         name = f"{folder.name}/{dest.name}"
         try:
-            releases.extend(read_file(dest, name))
+            got = read_file(dest, name)
         except ReleaseError as e:
             result.problems.append((name, str(e)))
+            continue
+        n = sum(len(r.text.split()) for r in got)
+        if words + n > MAX_UPLOAD_WORDS:
+            result.problems.append(
+                (
+                    name,
+                    f"{n:,} words: over what one upload may add ({MAX_UPLOAD_WORDS:,}); "
+                    "add it with `release-qa index` instead",
+                )
+            )
+            continue
+        words += n
+        releases.extend(got)
     if releases:
         try:
             added = assistant.add_releases(releases)

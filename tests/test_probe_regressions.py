@@ -185,3 +185,21 @@ def test_8_html_nested_too_deep_is_refused_with_the_right_reason() -> None:
         read_bytes(deep, "deep.html")
     ok = b"<html><body><div><p>The summit met in Oslo on Tuesday, ministers said.</p><br><img src=x></div></body></html>"
     assert "Oslo" in read_bytes(ok, "ok.html")[0].text
+
+
+def test_6_an_upload_too_costly_to_index_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    """Probe: 1 MB of text with no sentence breaks took ~9 minutes of server CPU; the 20 MB limit
+    allowed twenty times that."""
+    emb = HashingEmbedder(dimension=64)
+    chat = Assistant.load(_saved(tmp_path, emb), emb, reader="features")
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 200_000)  # 1 MB, one endless sentence
+    small = tmp_path / "small.md"
+    small.write_text("The small release says the summit met in Oslo.\n")
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    result = add_uploads(chat, [(str(big), "big.txt"), (str(small), "small.md")], folder)
+    assert [r.path for r in result.added] == ["uploads/small.md"]  # the rest of the upload still goes in
+    ((name, why),) = result.problems
+    assert name == "uploads/big.txt" and "200,000 words" in why and "release-qa index" in why
+    assert sorted(p.name for p in folder.iterdir()) == ["small.md"]
