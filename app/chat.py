@@ -441,8 +441,15 @@ def launch(
     prevent_thread_lock: bool = False,
     quiet: bool = False,
 ) -> Any:
-    """Start the server with the app's look, limits and privacy settings."""
+    """Start the server with the app's look, limits and privacy settings; on a loopback address the
+    requests must name this machine (``app.host_guard``)."""
+    from starlette.middleware import Middleware
+
+    from app.host_guard import LoopbackHostGuard
+
+    guard = [Middleware(LoopbackHostGuard)] if is_loopback(host) else []
     return demo.launch(
+        app_kwargs={"middleware": guard},
         server_name=host,
         server_port=port,
         auth=auth,

@@ -203,3 +203,38 @@ def test_6_an_upload_too_costly_to_index_is_refused_with_the_way_out(tmp_path: P
     ((name, why),) = result.problems
     assert name == "uploads/big.txt" and "200,000 words" in why and "release-qa index" in why
     assert sorted(p.name for p in folder.iterdir()) == ["small.md"]
+
+
+def test_8_the_loopback_chat_answers_only_requests_that_name_this_machine(tmp_path: Path) -> None:
+    """Probe: the server answered any Host header and accepted cross-origin POSTs to /ask
+    (DNS rebinding against a local server)."""
+    import urllib.error
+    import urllib.request
+
+    from app.chat import build_app, launch
+    from tests.app.test_app import free_port
+
+    emb = HashingEmbedder(dimension=64)
+    demo = build_app(Assistant.load(_saved(tmp_path, emb), emb, reader="features"))
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+
+    def status(method: str, headers: dict[str, str]) -> int:
+        req = urllib.request.Request(
+            url + "gradio_api/info", method=method, headers=headers, data=b"{}" if method == "POST" else None
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        assert status("GET", {}) == 200
+        assert status("GET", {"Host": f"localhost:{port}"}) == 200
+        assert status("GET", {"Host": f"evil.example:{port}"}) == 403  # a rebound name
+        assert status("POST", {"Origin": "http://evil.example"}) == 403  # a cross-site write
+        assert status("POST", {"Origin": "null"}) == 403
+        assert status("POST", {"Origin": f"http://127.0.0.1:{port}"}) != 403
+    finally:
+        demo.close()
