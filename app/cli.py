@@ -224,7 +224,13 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / name for name in sorted(press_files)], "press-tune")
     squad = sample(article_half(load_squad(args.squad), TUNING_HALF), args.limit)
-    features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    from qa.answer.neural import CALIBRATION_FEATURES
+
+    features = (
+        CALIBRATION_FEATURES
+        if args.features is None
+        else tuple(f.strip() for f in args.features.split(",") if f.strip())
+    )
     result = calibrate(
         [(press, "press"), (squad, "squad")],
         args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from qa.answer.base import Candidate, answer, date_prior
+from qa.answer.base import Candidate, date_prior
 from qa.answer.features import (
     SENTENCE_FEATURES,
     SPAN_FEATURES,
@@ -36,7 +36,7 @@ from qa.answer.features import (
 )
 from qa.index import Index
 from qa.ingest.annotate import Annotation
-from qa.types import Answer, Hit, Sentence
+from qa.types import Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
@@ -225,27 +225,6 @@ class FeatureAnswerer:
             return [np.zeros(0, dtype=np.float32) for _ in feats]
         probs = self.models.span.proba(np.concatenate(feats))
         return np.split(probs, np.cumsum(sizes)[:-1])
-
-    def answer(
-        self,
-        question: str,
-        qvec: np.ndarray,
-        hits: Sequence[Hit],
-        *,
-        threshold: float | None = None,
-        context: str | None = None,
-        resolved_question: str | None = None,
-    ) -> Answer:
-        """``context``: the earlier question when this one is a follow-up."""
-        return answer(
-            self,
-            question,
-            qvec,
-            hits,
-            threshold=threshold,
-            context=context,
-            resolved_question=resolved_question,
-        )
 
 
 def _best_span(s: Sentence, span_probs: np.ndarray, ann: Annotation) -> tuple[int, int]:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.answer.base import Candidate, answer, date_prior
+from qa.answer.base import Candidate, date_prior
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.features import Question
 from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader
 from qa.index import Index
-from qa.types import Answer, Hit, Sentence
+from qa.types import Hit, Sentence
 
 logger = logging.getLogger(__name__)
 
@@ -208,26 +208,6 @@ class NeuralAnswerer:
             )
             for i, r in enumerate(rows)
         ]
-
-    def answer(
-        self,
-        question: str,
-        qvec: np.ndarray,
-        hits: Sequence[Hit],
-        *,
-        threshold: float | None = None,
-        context: str | None = None,
-        resolved_question: str | None = None,
-    ) -> Answer:
-        return answer(
-            self,
-            question,
-            qvec,
-            hits,
-            threshold=threshold,
-            context=context,
-            resolved_question=resolved_question,
-        )
 
 
 @dataclass(frozen=True, slots=True)

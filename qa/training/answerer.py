@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.answer.base import answer
 from qa.answer.feature_answerer import MODEL_PATH, AnswerModels, FeatureAnswerer
 from qa.answer.features import (
     SENTENCE_BASE,
@@ -191,7 +192,7 @@ def train_answerer(
     for i in range(n_held):
         q = questions[i]
         hits = hits_all[i] if not drop[i] else [h for h in hits_all[i] if h.release.id != q.release_id]
-        a = held.answer(q.question, qvecs[i], hits, threshold=0.0)
+        a = answer(held, q.question, qvecs[i], hits, threshold=0.0)
         answerable = not drop[i] or any(_contains_gold(h.passage.text, q.answers) for h in hits[:5])
         f1 = max(token_f1(a.text or "", g) for g in q.answers) if answerable else 0.0
         em = max(exact_match(a.text or "", g) for g in q.answers) if answerable else 0.0

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from qa.training.reader import model_card
+from qa.training.reader import model_card, swap_in
 from qa.training.shared_norm import open_reader_card
 
 
@@ -32,12 +32,5 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
     card = open_reader_card(meta) if meta.get("kind") == "shared-norm" else model_card(meta)
     (tmp / "README.md").write_text(card)
-    old = dst.with_name(dst.name + ".old")
-    if dst.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        dst.rename(old)
-    tmp.rename(dst)
-    if old.exists():
-        shutil.rmtree(old)
+    swap_in(tmp, dst)
     return dst

@@ -215,6 +215,19 @@ def evaluate_reader(
     return {"em": em / n, "f1": f1 / n, "n": float(len(examples))}
 
 
+def swap_in(tmp: Path, dst: Path) -> None:
+    """Put the finished folder ``tmp`` at ``dst``: the old one is renamed aside first and removed
+    last, so a crash leaves one whole folder (the new, the old, or the old beside ``.old``)."""
+    old = dst.with_name(dst.name + ".old")
+    if dst.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        dst.rename(old)
+    tmp.rename(dst)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 def _save(model: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) -> None:
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
@@ -222,9 +235,7 @@ def _save(model: Any, tokenizer: Any, out: Path, meta: dict[str, Any]) -> None:
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    swap_in(tmp, out)
 
 
 def train_reader(cfg: ReaderTrainConfig) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.answer.span_reader import windows
-from qa.training.reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad
+from qa.training.reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -306,14 +306,7 @@ def _save(model: Any, tokenizer: Any, opt: Any, out: Path, meta: dict[str, Any])
     save_file(tensors, tmp / OPTIMIZER)
     meta = {**meta, "optimizer_groups": groups}
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-    tmp.rename(out)
-    if old.exists():
-        shutil.rmtree(old)
+    swap_in(tmp, out)
 
 
 def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
+from qa.answer.base import answer
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
 from qa.answer.span_reader import (
     ReadSpan,
@@ -115,10 +116,10 @@ def test_neural_answer_declines_below_its_threshold() -> None:
     ans = NeuralAnswerer(index, reader=FakeReader("Geneva", -2.0), calibration=cal)  # type: ignore[arg-type]
     vec = emb.encode(["Where did they meet?"])[0]
     hits = Assistant(index, emb, reader="features").search("Where did they meet?")
-    assert ans.answer("Where did they meet?", vec, hits).text is None
-    assert ans.answer("Where did they meet?", vec, hits, threshold=0.1).text == "Geneva"
+    assert answer(ans, "Where did they meet?", vec, hits).text is None
+    assert answer(ans, "Where did they meet?", vec, hits, threshold=0.1).text == "Geneva"
     missing = NeuralAnswerer(index, reader=FakeReader("Paris", 5.0), calibration=cal)  # type: ignore[arg-type]
-    assert missing.answer("Where did they meet?", vec, hits).text is None
+    assert answer(missing, "Where did they meet?", vec, hits).text is None
 
 
 def test_article_half_splits_questions_not_corpus() -> None:
