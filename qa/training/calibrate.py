@@ -184,7 +184,7 @@ def save_questions(questions: Sequence[Question], path: str | os.PathLike[str]) 
 
 
 def load_questions(path: str | os.PathLike[str]) -> list[Question]:
-    d = np.load(path, allow_pickle=False)
+    d = np.load(path)  # numeric arrays only: numpy refuses pickled objects by default
     out, lo = [], 0
     for src, ans, n in zip(d["source"].tolist(), d["answerable"].tolist(), d["sizes"].tolist(), strict=True):
         out.append(

@@ -25,15 +25,19 @@ SLICE = 200
 
 # neural: measured on this slice when the reader shipped (2026-11-29, commit 0f775e3): recall@5
 # 0.940, release recall@1 0.970, F1 0.627, EM 0.510, sentence holds gold 0.780, citation accuracy
-# 0.975, AUC right vs wrong 0.738.
+# 0.975, AUC right vs wrong 0.738. Re-measured when the calibration was fitted for press releases
+# (2026-12-02): the same reader's best guesses are chosen without the feature answerer's sentence
+# view, F1 0.591, EM 0.500, sentence holds gold 0.720 (press-dev gained what SQuAD lost), AUC
+# 0.711; as users see it (a decline is a miss) F1 rose from 0.247 to 0.548.
 NEURAL_FLOORS = {
     "retrieval.recall_at_5": 0.92,
     "retrieval.release_recall_at_1": 0.94,
-    "answer.f1": 0.58,
+    "answer.f1": 0.56,
     "answer.em": 0.47,
-    "answer.sentence_holds_gold": 0.74,
+    "answer.sentence_holds_gold": 0.69,
     "answer.citation_accuracy": 0.94,
     "abstention.auc_correct": 0.68,
+    "as_users_see.f1": 0.51,
 }
 
 # features: measured on this slice when set (2026-11-28, commit e739f0f): recall@5 0.950, release
