@@ -84,7 +84,14 @@ def test_4_a_fifo_in_the_corpus_is_skipped_not_waited_on(tmp_path: Path) -> None
     corpus.mkdir()
     (corpus / "a.md").write_text("---\ntitle: A\n---\n\nThe summit met in Oslo.\n")
     os.mkfifo(corpus / "pipe.md")
-    report = read_releases([corpus])  # returns at once: nothing opens the FIFO for writing
+    import threading
+
+    got: list = []  # type: ignore[type-arg]
+    reader = threading.Thread(target=lambda: got.append(read_releases([corpus])), daemon=True)
+    reader.start()
+    reader.join(timeout=30)  # nothing ever opens the FIFO for writing: a blocking read never returns
+    assert not reader.is_alive(), "reading the corpus hangs on the FIFO"
+    (report,) = got
     assert [r.path for r in report.releases] == ["corpus/a.md"]
     assert [(s.path, "regular file" in s.reason) for s in report.skipped] == [("corpus/pipe.md", True)]
     from qa.ingest.releases import ReleaseError, read_file
