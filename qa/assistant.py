@@ -63,12 +63,14 @@ def update_index(
     chunker: ChunkerSettings | None = None,
     strict: bool = False,
     progress: bool = False,
+    checkpoint_seconds: float = 300.0,
 ) -> IndexReport:
     """Make the index at ``index_path`` hold exactly the releases under ``sources``.
 
     Unchanged releases keep their vectors; only new or changed ones are embedded.
     A model or chunker change rebuilds from scratch. Nothing is written when the
-    corpus is unchanged.
+    corpus is unchanged. A long build is saved every ``checkpoint_seconds`` (each save a whole
+    snapshot, swapped in atomically), so a killed build resumes where its last save left it.
     """
     t0 = time.perf_counter()
     emb = embedder if embedder is not None else SentenceTransformerEmbedder()
@@ -92,9 +94,18 @@ def update_index(
             index = Index.empty(emb, settings)
             rebuilt = True
         unreadable = [s.path for s in report.skipped if not s.duplicate]  # kept as indexed
-        added, removed = index.sync(report.releases, emb, progress=progress, keep_paths=unreadable)
-        changed = rebuilt or added or removed or index.sources != source_names or index.outdated
+        sources_changed = index.sources != source_names
         index.sources = source_names
+        building = index
+        added, removed = building.sync(
+            report.releases,
+            emb,
+            progress=progress,
+            keep_paths=unreadable,
+            checkpoint=lambda: building.save(root, locked=True),  # what a killed build resumes from
+            checkpoint_seconds=checkpoint_seconds,
+        )
+        changed = rebuilt or added or removed or sources_changed or index.outdated
         if changed:
             index.save(root, locked=True)
     return IndexReport(

@@ -31,8 +31,9 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ from qa.types import Passage, Release, Sentence
 logger = logging.getLogger(__name__)
 
 
+SYNC_BATCH = 64
+"""Releases a checkpointed sync adds between two looks at the clock."""
 REBUILD_LEXICAL = 0.05
 
 
@@ -351,13 +354,16 @@ class Index:
         *,
         progress: bool = False,
         keep_paths: Iterable[str] = (),
+        checkpoint: Callable[[], object] | None = None,
+        checkpoint_seconds: float = 300.0,
     ) -> tuple[int, int]:
         """Make the index hold exactly ``releases``: embed only new ones, drop missing ones.
 
         A release whose text is indexed but whose title, date, source, url or file name
         changed is re-added, so citations never show stale metadata. Releases read from
         ``keep_paths`` (files that exist but could not be read this time) are kept as
-        indexed: a file damaged since the last run costs nothing.
+        indexed: a file damaged since the last run costs nothing. With ``checkpoint`` (a save), new
+        releases are added ``SYNC_BATCH`` at a time and saved every ``checkpoint_seconds``.
         """
         keep = {r.id for r in releases if self.releases.get(r.id, r) == r}
         kept = tuple(keep_paths)
@@ -366,8 +372,28 @@ class Index:
                 logger.warning("%s could not be read; keeping its indexed version", r.path)
                 keep.add(rid)
         removed = self.remove([rid for rid in self.releases if rid not in keep])
-        added = self.add(releases, embedder, progress=progress)
-        return len(added), removed
+        new = [r for r in releases if r.id not in self.releases]
+        if checkpoint is None:
+            return len(self.add(new, embedder, progress=progress)), removed
+        # a long build in batches, saved at least every ``checkpoint_seconds``: a killed build
+        # resumes from its last save, embedding only what it had not
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(new), desc="indexing", unit="release")
+        added, last = 0, time.monotonic()
+        for lo in range(0, len(new), SYNC_BATCH):
+            part = new[lo : lo + SYNC_BATCH]
+            added += len(self.add(part, embedder))
+            if bar is not None:
+                bar.update(len(part))
+            if lo + SYNC_BATCH < len(new) and time.monotonic() - last >= checkpoint_seconds:
+                checkpoint()
+                last = time.monotonic()
+        if bar is not None:
+            bar.close()
+        return added, removed
 
     # ------------------------------------------------------------ reading
 

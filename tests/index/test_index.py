@@ -189,3 +189,46 @@ def test_failed_save_keeps_previous(
         (tmp_path / "idx" / "current").resolve().name
     ]
     shutil.rmtree(tmp_path / "idx")
+
+
+def test_a_killed_build_resumes_from_its_last_save(tmp_path: Path) -> None:
+    """A long build saves as it goes: killed, it keeps what it saved, and the next run embeds only
+    the rest (issue 15: a 45-minute build gets interrupted)."""
+    from qa import HashingEmbedder, update_index
+    from qa.index.model import SYNC_BATCH
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    n = 3 * SYNC_BATCH
+    for i in range(n):
+        (corpus / f"r{i:03d}.md").write_text(f"Release {i} says the summit number {i} met in city {i}.\n")
+
+    class Dies(HashingEmbedder):
+        """Embeds, then dies in the middle of the build (as a SIGKILL or a crash would)."""
+
+        calls = 0
+
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            type(self).calls += 1
+            if type(self).calls > 4:  # passages and sentences of two batches
+                raise KeyboardInterrupt
+            return super().encode(texts, **kw)
+
+    class Counts(HashingEmbedder):
+        texts = 0
+
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            type(self).texts += len(texts)
+            return super().encode(texts, **kw)
+
+    idx = tmp_path / "idx"
+    settings = ChunkerSettings(annotator=None)
+    with pytest.raises(KeyboardInterrupt):
+        update_index(idx, [corpus], embedder=Dies(dimension=64), chunker=settings, checkpoint_seconds=0.0)
+    saved = Index.load(idx)  # the last save: loadable, and holding the batches done
+    assert 0 < len(saved.releases) < n and len(saved.releases) % SYNC_BATCH == 0
+    report = update_index(idx, [corpus], embedder=Counts(dimension=64), chunker=settings)
+    assert report.added == n - len(saved.releases) and report.removed == 0
+    assert len(Index.load(idx).releases) == n
+    # only the releases the killed build had not saved were embedded again (a passage and a sentence each)
+    assert Counts.texts == 2 * (n - len(saved.releases))
