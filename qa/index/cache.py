@@ -47,22 +47,40 @@ def cached_index(
     *,
     chunker: ChunkerSettings | None = None,
     progress: bool = False,
+    checkpoint_seconds: float = 300.0,
 ) -> tuple[Index, Path, bool]:
-    """(index, its folder, whether it was built now) for ``releases``."""
+    """(index, its folder, whether it was built now) for ``releases``; a big build is saved every
+    ``checkpoint_seconds`` and a stopped one resumes."""
     settings = chunker if chunker is not None else ChunkerSettings()
     folder = Path(cache_dir) / cache_key(releases, embedder, settings)
     path = folder / "index"
+    wanted = {r.id for r in releases}
+    index: Index | None = None
     if (path / "current").exists():
         try:
             index = Index.load(path, embedder)
-            if index.chunker == settings and set(index.releases) == {r.id for r in releases}:
+            if index.chunker != settings or not set(index.releases) <= wanted:
+                logger.warning("eval index at %s does not match its key; rebuilding", path)
+                index = None
+            elif set(index.releases) == wanted:
                 logger.info("eval index: reusing %s", path)
                 return index, path, False
-            logger.warning("eval index at %s does not match its key; rebuilding", path)
+            else:  # a build that was stopped: go on from its last save
+                logger.info(
+                    "eval index: resuming %s (%d of %d releases)", path, len(index.releases), len(wanted)
+                )
         except QAIndexError as e:
             logger.warning("eval index at %s is unusable (%s); rebuilding", path, e)
+            index = None
     logger.info("eval index: embedding %d releases into %s", len(releases), path)
-    index = Index.build(releases, embedder, settings, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
-    index.save(path)
-    return index, path, True
+    building = index if index is not None else Index.empty(embedder, settings)
+    building.sync(
+        releases,
+        embedder,
+        progress=progress,
+        checkpoint=lambda: building.save(path),  # a stopped build resumes from here
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    building.save(path)
+    return building, path, True

@@ -4,6 +4,7 @@ every system, the report files, the CLI and compare."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from app.cli import main
 from evals.peer_systems import run_cairn
 from evals.suite import PEERS
-from qa import HashingEmbedder
+from qa import ChunkerSettings, HashingEmbedder
 from qa.evaluation.data import load_squad
 from qa.evaluation.harness import evaluate
 from qa.index.cache import cache_key, cached_index
@@ -136,3 +137,16 @@ def test_cli_eval_and_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "toy / pipeline" in capsys.readouterr().out
     assert main(["eval", "--dataset", str(toy), "--corpus", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_stopped_eval_index_build_resumes(tmp_path: Path) -> None:
+    ds = load_squad(_write_squad(tmp_path / "toy.json"))
+    emb = HashingEmbedder(dimension=64)
+    _, path, _ = cached_index(ds.releases[:1], emb, tmp_path / "c")  # as if stopped after one release
+    folder = path.parent
+    target = tmp_path / "c" / cache_key(ds.releases, emb, ChunkerSettings()) / "index"
+    target.parent.mkdir(parents=True)
+    shutil.copytree(path, target, symlinks=True)  # the partial build, where the full one goes
+    index, again, built = cached_index(ds.releases, emb, tmp_path / "c")
+    assert built and again == target and {r.id for r in ds.releases} == set(index.releases)
+    assert folder != target.parent
