@@ -245,3 +245,45 @@ def test_8_the_loopback_chat_answers_only_requests_that_name_this_machine(tmp_pa
         assert status("POST", {"Origin": f"http://127.0.0.1:{port}"}) != 403
     finally:
         demo.close()
+
+
+def test_1_a_panic_while_answering_is_an_error_to_the_caller_not_a_hang(tmp_path: Path) -> None:
+    """Probe: the tokenizer's panic (a BaseException) left /ask and the chat waiting forever."""
+    from gradio_client import Client
+
+    from app.chat import build_app, launch
+    from tests.app.test_app import free_port
+
+    class Panic(BaseException):  # what pyo3 raises: not an Exception
+        pass
+
+    emb = HashingEmbedder(dimension=64)
+    assistant = Assistant.load(_saved(tmp_path, emb), emb, reader="features")
+
+    def ask(*a, **k):  # type: ignore[no-untyped-def]
+        raise Panic("the tokenizer panicked")
+
+    assistant.ask = ask  # type: ignore[method-assign]
+    demo = build_app(assistant)
+    _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    import threading
+
+    outcome: list[BaseException | str] = []
+
+    def call() -> None:
+        try:
+            outcome.append(
+                Client(url, verbose=False).predict("Where did summit number 1 meet?", api_name="/ask")
+            )
+        except Exception as e:  # the error the caller should get
+            outcome.append(e)
+
+    try:
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=60)
+        assert not caller.is_alive(), "the request hangs"
+        (got,) = outcome
+        assert isinstance(got, Exception) and "Something went wrong while answering" in str(got)
+    finally:
+        demo.close()
