@@ -93,6 +93,11 @@ class _HTMLText(HTMLParser):
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "tr":  # a row's last cell needs no separator
+            while self.parts and not self.parts[-1].strip():
+                self.parts.pop()
+            if self.parts and self.parts[-1] == "; ":
+                self.parts.pop()
         if tag in self.SKIP:
             self.skipping = max(0, self.skipping - 1)
         elif tag in self.BLOCK or tag in ("td", "th"):
@@ -100,7 +105,8 @@ class _HTMLText(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if not self.skipping:
-            self.parts.append(data)
+            # the source's line breaks between tags are layout; only block tags end a line
+            self.parts.append(data if data.strip() else " ")
 
 
 def html_text(fragment: str) -> str:
@@ -162,6 +168,7 @@ def render_markdown(source: str) -> Rendered:
     blocks: list[tuple[str, int]] = []  # (text, list group: 0 outside lists)
     list_depth = 0
     group = 0
+    html_group = -1  # negative: never a list's group (those count up from 1), never 0 (no group)
     ordered: list[int | None] = []  # per open list: the next item number, None for bullets
     prefix = ""
     row: list[str] = []
@@ -208,10 +215,11 @@ def render_markdown(source: str) -> Rendered:
             if body:
                 blocks.append((body, 0))
         elif kind == "html_block":
+            html_group -= 1  # lines of one HTML block (a table's rows) stay on adjacent lines
             for line in html_text(t.content).split("\n"):
                 line = _clean_line(line)
                 if line:
-                    blocks.append((line, 0))
+                    blocks.append((line, html_group))
     return Rendered(_join(blocks), tuple(links))
 
 

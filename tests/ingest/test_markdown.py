@@ -75,7 +75,13 @@ def test_tables_become_rows() -> None:
 def test_html_inside_markdown_is_text() -> None:
     src = 'Before.\n\n<div class="x"><p>Inside <b>bold</b></p><script>evil()</script></div>\n\nA <u>Sec</u>. 2.\n'
     assert render_markdown(src).text == "Before.\n\nInside bold\n\nA Sec. 2."
-    assert html_text("<table><tr><td>a</td><td>b</td></tr></table>").split() == ["a;", "b;"]
+    assert html_text("<table><tr><td>a</td><td>b</td></tr></table>").split() == ["a;", "b"]
+
+
+def test_an_html_table_keeps_each_row_on_one_line() -> None:
+    """Exported archives put every cell on its own source line; a row is still one line of text."""
+    src = "Before.\n\n<table>\n<tr>\n<td>Florida</td>\n<td>272</td>\n</tr>\n<tr>\n<td>Georgia</td>\n<td>10</td>\n</tr>\n</table>\n"
+    assert render_markdown(src).text == "Before.\n\nFlorida; 272\nGeorgia; 10"
 
 
 def test_indented_text_is_not_code() -> None:
