@@ -3,8 +3,9 @@ model turns the reader's scores (and the feature answerer's view of the span's s
 the probability that the span is right, which ranks the candidates and decides when to decline.
 
 The calibration (``qa/models/reader/calibration.json``) is fitted by
-``release-qa calibrate-reader`` on one half of SQuAD v2.0 dev-shared's articles; the eval reports
-the other half.
+``release-qa calibrate-reader`` on press-tune and one half of SQuAD v2.0 dev-shared's articles,
+with the decline threshold and the confident level chosen by the rule in
+``qa.training.calibrate``; the eval reports press-dev and the other SQuAD half.
 """
 
 from __future__ import annotations
