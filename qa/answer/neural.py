@@ -1,6 +1,7 @@
-"""Answering with the neural reader: it picks the span in each top passage, a small calibrated
-model turns the reader's scores (and the feature answerer's view of the span's sentence) into
-the probability that the span is right, which ranks the candidates and decides when to decline.
+"""Answering with the neural reader: it picks the best span of each sentence of the top passages,
+and a small calibrated model turns the reader's scores and the span's place (passage rank, where
+the sentence sits in its release, its length; optionally the feature answerer's view of the
+sentence) into the probability that the span is right, which ranks the candidates and decides.
 
 The calibration (``qa/models/reader/calibration.json``) is fitted by
 ``release-qa calibrate-reader`` on press-tune and one half of SQuAD v2.0 dev-shared's articles,
