@@ -100,6 +100,9 @@ def history_of(turns: Sequence[tuple[str, Answer | None]]) -> list[dict[str, str
     return out
 
 
+ALL = "All categories"
+
+
 def source_choices(releases: Sequence[Release]) -> list[str]:
     return sorted({r.source for r in releases if r.source}, key=str.casefold)
 
@@ -265,6 +268,14 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
             gr.Dropdown(choices=source_choices(rel)),
         )
 
+    def library_page(query: str, category: str | None, page: Any) -> tuple[str, Any]:
+        """One page of the Library; a page past the last shows the last (and says so)."""
+        rel = releases()
+        cat = None if category in (None, "", ALL) else category
+        pages = render.library_pages(len(render.library_rows(rel, query, cat)))
+        p = min(max(1, int(page or 1)), pages)
+        return render.library_html(rel, query, cat, p), (p if p != page else gr.skip())
+
     def filter_note(date_from: Any, date_to: Any, sources: list[str] | None) -> str:
         try:
             note = render.filters_note(make_filters(date_from, date_to, sources))
@@ -347,6 +358,19 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
                     lib_query = gr.Textbox(
                         placeholder="Filter by title, source or file", show_label=False, elem_id="qa-lib-q"
                     )
+                    with gr.Row():
+                        lib_category = gr.Dropdown(
+                            choices=[ALL, *render.library_categories(rel)],
+                            value=ALL,
+                            show_label=False,
+                            elem_id="qa-lib-category",
+                            scale=3,
+                        )
+                        lib_prev = gr.Button("◀", size="sm", elem_id="qa-lib-prev", scale=1)
+                        lib_page = gr.Number(
+                            value=1, precision=0, minimum=1, show_label=False, elem_id="qa-lib-page", scale=1
+                        )
+                        lib_next = gr.Button("▶", size="sm", elem_id="qa-lib-next", scale=1)
                     library = gr.HTML(
                         render.library_html(rel), js_on_load=OPEN_JS, elem_id="qa-library", max_height=900
                     )
@@ -368,9 +392,14 @@ def build_app(assistant: Assistant, *, upload_dir: str | os.PathLike[str] | None
         chatbot.select(open_turn, [turns], [sources_panel, viewer, tabs], api_visibility="private")
         sources_panel.select(open_release, None, [viewer, tabs], api_visibility="private")
         library.select(open_release, None, [viewer, tabs], api_visibility="private")
-        lib_query.change(
-            lambda q: render.library_html(releases(), q), lib_query, library, api_visibility="private"
-        )
+        lib_inputs = [lib_query, lib_category, lib_page]
+        lib_query.change(lambda: 1, None, lib_page, api_visibility="private")
+        lib_category.change(lambda: 1, None, lib_page, api_visibility="private")
+        lib_page.change(library_page, lib_inputs, [library, lib_page], api_visibility="private")
+        lib_prev.click(lambda p: max(1, int(p or 1) - 1), lib_page, lib_page, api_visibility="private")
+        lib_next.click(lambda p: int(p or 1) + 1, lib_page, lib_page, api_visibility="private")
+        for f in (lib_query, lib_category):
+            f.change(library_page, lib_inputs, [library, lib_page], api_visibility="private")
         for f in (date_from, date_to, sources):
             f.change(filter_note, [date_from, date_to, sources], note, api_visibility="private")
         clear_filters.click(

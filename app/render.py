@@ -323,24 +323,64 @@ def release_html(
 # ---------------------------------------------------------------- library and uploads
 
 
-def library_html(releases: Sequence[Release], query: str | None = "", limit: int = 500) -> str:
-    """The indexed releases, newest first, filtered by a case-insensitive title/source/path match."""
+LIBRARY_PAGE = 100
+"""Releases a page of the Library shows: a 10,000-release archive stays a light page."""
+
+
+def release_category(r: Release) -> str | None:
+    """The front matter's ``category`` (an archive's section: fact sheets, statements, ...)."""
+    value = dict(r.metadata).get("category")
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def library_categories(releases: Sequence[Release]) -> list[str]:
+    return sorted({c for r in releases if (c := release_category(r))})
+
+
+def library_pages(n: int, page_size: int = LIBRARY_PAGE) -> int:
+    return max(1, -(-n // page_size))
+
+
+def library_rows(
+    releases: Sequence[Release], query: str | None = "", category: str | None = None
+) -> list[Release]:
+    """The releases a Library view lists: matching the query (title, source, path) and the
+    category, newest first."""
     q = (query or "").strip().casefold()
-    rows = [r for r in releases if not q or q in f"{r.title} {r.source or ''} {r.path}".casefold()]
+    rows = [
+        r
+        for r in releases
+        if (not q or q in f"{r.title} {r.source or ''} {r.path}".casefold())
+        and (not category or release_category(r) == category)
+    ]
     rows.sort(key=lambda r: (r.date is None, -(r.date.toordinal() if r.date else 0), r.title.casefold()))
-    head = f'<div class="qa-sources-h">{len(rows)} of {len(releases)} releases</div>'
+    return rows
+
+
+def library_html(
+    releases: Sequence[Release],
+    query: str | None = "",
+    category: str | None = None,
+    page: int = 1,
+    page_size: int = LIBRARY_PAGE,
+) -> str:
+    """One page of the indexed releases, newest first, filtered by a case-insensitive
+    title/source/path match and a category."""
+    rows = library_rows(releases, query, category)
+    pages = library_pages(len(rows), page_size)
+    page = min(max(1, int(page or 1)), pages)
+    shown = rows[(page - 1) * page_size : page * page_size]
+    where = f" · page {page} of {pages}" if pages > 1 else ""
+    head = f'<div class="qa-sources-h">{len(rows)} of {len(releases)} releases{esc(where)}</div>'
     items = [
         f'<li class="qa-lib-item"><button type="button" class="qa-open qa-lib-open" '
         f'data-release="{esc(r.id)}" data-start="-1" data-end="-1" data-mark-start="-1" '
         f'data-mark-end="-1">{esc(r.title)}</button>'
         f'<div class="qa-cite-meta">{meta_line(r.date, r.source)}</div>'
         f'<div class="qa-cite-path">{esc(r.path)}</div></li>'
-        for r in rows[:limit]
+        for r in shown
     ]
-    more = ""
-    if len(rows) > limit:
-        more = f'<div class="qa-note">…and {len(rows) - limit} more; narrow the search.</div>'
-    return f'<div class="qa-library">{head}<ul class="qa-lib">{"".join(items)}</ul>{more}</div>'
+    return f'<div class="qa-library">{head}<ul class="qa-lib">{"".join(items)}</ul></div>'
 
 
 def upload_report_html(added: Sequence[Release], problems: Sequence[tuple[str, str]]) -> str:

@@ -500,3 +500,32 @@ def test_every_panel_shows_the_text_exactly_once(assistant: Assistant) -> None:
             rel, (a.sentence_start, a.sentence_end), (a.citation.start, a.citation.end)
         )
         assert rel.text in visible_text(view)
+
+
+def test_the_library_pages_and_filters_by_category() -> None:
+    """A 10,000-release archive: the Library shows one page at a time, newest first, and the
+    front matter's category narrows it."""
+    import datetime as dt
+
+    from qa import make_release
+
+    rels = [
+        make_release(
+            f"Release {i} says something.",
+            path=f"r{i}.md",
+            title=f"Release {i}",
+            date=dt.date(2024, 1, 1) + dt.timedelta(days=i),
+            metadata={"category": "fact-sheets" if i % 3 == 0 else "statements-releases"},
+        )
+        for i in range(250)
+    ]
+    assert render.library_categories(rels) == ["fact-sheets", "statements-releases"]
+    first = render.library_html(rels)
+    assert "250 of 250 releases · page 1 of 3" in first and first.count("qa-lib-item") == render.LIBRARY_PAGE
+    assert first.index(">Release 249<") < first.index(">Release 248<")  # newest first
+    last = render.library_html(rels, page=3)
+    assert last.count("qa-lib-item") == 50 and ">Release 0<" in last
+    assert render.library_html(rels, page=99).count("qa-lib-item") == 50  # past the end: the last page
+    facts = render.library_html(rels, category="fact-sheets")
+    assert "84 of 250 releases" in facts and ">Release 1<" not in facts
+    assert "1 of 250 releases" in render.library_html(rels, "release 249")
