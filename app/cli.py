@@ -242,11 +242,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         collected=args.collected,
     )
     command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
-    from qa.answer.span_reader import READER_PATH
-
-    out = write(
-        result, args.out or READER_PATH / "calibration.json", command or "release-qa calibrate-reader"
-    )
+    out = write(result, args.out or shipped, command)
     d = result.decision
     print(f"wrote {out}")
     print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")
