@@ -92,7 +92,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     print(f"  date: {c.date.isoformat() if c.date else 'unknown'}; source: {c.source or 'unknown'}")
     if c.url:
         print(f"  url: {c.url}")
-    print(f"  file: {c.path}, characters {c.start}-{c.end}; score {answer.score:.2f}")
+    print(f"  file: {c.path}, characters {c.start}-{c.end}")
+    print(f"  score {answer.score:.2f}: {answer.confidence} confidence")
+    if answer.alternatives:
+        label = "other candidates to check" if answer.confidence == "low" else "also answered by"
+        print(f"  {label}:")
+        texts = {h.release.id: h.release.text for h in answer.hits}
+        for a in answer.alternatives:
+            quote = texts.get(a.release_id, "")[a.start : a.end]
+            print(f"    “{quote}” — {a.title} [{a.path}]" if quote else f"    {a.title} [{a.path}]")
     return 0
 
 
