@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CLUSTER := $(VENV)/.cluster
 INDEX ?= embeddings/default
 CORPUS ?= corpus
 EVAL_ARGS ?=
@@ -29,7 +30,12 @@ index: $(STAMP)
 chat: index
 	$(VENV)/bin/release-qa serve --index $(INDEX)
 
-test: $(STAMP)
+# Ray (the optional 'cluster' extra) for the tests of `release-qa index --ray`; the chat needs none
+$(CLUSTER): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,cluster]'
+	touch $(CLUSTER)
+
+test: $(STAMP) $(CLUSTER)
 	$(PY) -m pytest -q
 
 eval: $(STAMP)

@@ -28,6 +28,16 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number >= 1: {value!r}")
+    return n
+
+
 def _add_reader(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reader",
@@ -49,14 +59,19 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = ChunkerSettings(max_tokens=args.max_tokens)
     test_mode = args.embedder == "hashing"  # tests: no model and no spaCy, seconds faster
-    report = update_index(
-        args.index,
-        args.paths,
+    build = dict(
         embedder=HashingEmbedder() if test_mode else None,
         chunker=ChunkerSettings(max_tokens=args.max_tokens, annotator=None) if test_mode else settings,
         strict=args.strict,
         progress=not args.quiet,
     )
+    if args.ray is None:
+        report = update_index(args.index, args.paths, **build)
+    else:
+        from qa.index.ray_build import RayBuild  # the only place Ray is imported
+
+        with RayBuild(args.ray or None, workers=args.ray_workers) as workers:
+            report = update_index(args.index, args.paths, workers=workers, **build)
     for s in report.skipped:
         print(f"skipped {s}", file=sys.stderr)
     state = "up to date" if report.up_to_date else ("rebuilt" if report.rebuilt else "updated")
@@ -287,6 +302,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="minilm",
         help="hashing: the deterministic test embedder and no spaCy annotation (tests only)",
     )
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="read, chunk, annotate and encode on Ray (pip install 'release-qa[cluster]'): alone, a "
+        "local Ray runtime; with an address (auto, ray://head:10001), that cluster",
+    )
+    p.add_argument(
+        "--ray-workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="Ray encoder workers (default: every CPU; a local runtime gets N CPUs)",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with a quote and its citation")
@@ -439,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # bm25s sets its own logger to DEBUG at import
+        handler.setLevel(logging.INFO if args.verbose else logging.WARNING)
     for noisy in ("faiss.loader", "sentence_transformers", "httpx", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from qa import QAIndexError, ReleaseError

@@ -18,9 +18,10 @@ from qa.answer.neural import NeuralAnswerer
 from qa.answer.span_reader import READER_PATH, reader_available
 from qa.embedding import Embedder, SentenceTransformerEmbedder
 from qa.index import Index, QAIndexError, StaleIndexError, writer_lock
+from qa.index.prepare import BuildWorkers
 from qa.ingest.annotate import warm as warm_annotator
 from qa.ingest.chunking import ChunkerSettings
-from qa.ingest.releases import ReadReport, Skipped, read_releases
+from qa.ingest.releases import ReadReport, Skipped, read_locally, read_releases
 from qa.retrieval.retriever import Filters, Retriever
 from qa.text import content_words
 from qa.types import Answer, Hit, Passage, Release, content_hash
@@ -64,6 +65,7 @@ def update_index(
     strict: bool = False,
     progress: bool = False,
     checkpoint_seconds: float = 300.0,
+    workers: BuildWorkers | None = None,
 ) -> IndexReport:
     """Make the index at ``index_path`` hold exactly the releases under ``sources``.
 
@@ -71,13 +73,16 @@ def update_index(
     A model or chunker change rebuilds from scratch. Nothing is written when the
     corpus is unchanged. A long build is saved every ``checkpoint_seconds`` (each save a whole
     snapshot, swapped in atomically), so a killed build resumes where its last save left it.
+    ``workers`` (a Ray build, ``qa.index.ray_build.RayBuild``) read the files and prepare the new
+    releases; the index written is the same.
     """
     t0 = time.perf_counter()
     emb = embedder if embedder is not None else SentenceTransformerEmbedder()
     settings = chunker if chunker is not None else ChunkerSettings()
     root = Path(index_path)
     with writer_lock(root):
-        report: ReadReport = read_releases(sources, strict=strict, progress=progress)
+        reader = workers.read if workers is not None else read_locally
+        report: ReadReport = read_releases(sources, strict=strict, progress=progress, reader=reader)
         source_names = tuple(str(s) for s in sources)
         index: Index | None = None
         rebuilt = False
@@ -104,6 +109,7 @@ def update_index(
             keep_paths=unreadable,
             checkpoint=lambda: building.save(root, locked=True),  # what a killed build resumes from
             checkpoint_seconds=checkpoint_seconds,
+            prepare=workers.preparer(emb, settings) if workers is not None else None,
         )
         changed = rebuilt or added or removed or sources_changed or index.outdated
         if changed:

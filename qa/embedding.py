@@ -81,6 +81,7 @@ class SentenceTransformerEmbedder:
         dimension: int = 384,
         device: str = "cpu",
         backend: str | None = None,
+        threads: int | None = None,
     ):
         self._path = Path(model_path) if model_path is not None else None
         self.name = name
@@ -89,9 +90,27 @@ class SentenceTransformerEmbedder:
         self.backend = backend if backend is not None else encoder_backend()
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads!r}")
+        self.threads = threads
+        """CPU threads the model may use (None: the runtime's default, every core)."""
         self._model: Any = None
         self._onnx = (
-            OnnxEmbedder(model_path, name=name, dimension=dimension) if self.backend == "onnx" else None
+            OnnxEmbedder(model_path, name=name, dimension=dimension, threads=threads)
+            if self.backend == "onnx"
+            else None
+        )
+
+    def fresh(self, *, threads: int | None = None) -> SentenceTransformerEmbedder:
+        """An unloaded copy with the same settings (what a worker process is sent: the settings,
+        not a loaded model), using ``threads`` CPU threads."""
+        return SentenceTransformerEmbedder(
+            self._path,
+            name=self.name,
+            dimension=self.dimension,
+            device=self.device,
+            backend=self.backend,
+            threads=threads,
         )
 
     @property
@@ -100,6 +119,11 @@ class SentenceTransformerEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
+
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
 
             path = self._path if self._path is not None else packaged_model_path()
             logger.info("loading embedding model from %s", path)

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from qa.types import Answer, Citation, Hit
+from qa.types import Answer, Citation, Hit, Release
+
+
+def release_to_dict(r: Release) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "text": r.text,
+        "title": r.title,
+        "path": r.path,
+        "date": r.date.isoformat() if r.date else None,
+        "source": r.source,
+        "url": r.url,
+        "metadata": [list(kv) for kv in r.metadata],
+    }
+
+
+def release_from_dict(d: dict[str, Any]) -> Release:
+    """The inverse of ``release_to_dict``: ``release_from_dict(release_to_dict(r)) == r``."""
+    return Release(
+        id=str(d["id"]),
+        text=str(d["text"]),
+        title=str(d["title"]),
+        path=str(d["path"]),
+        date=dt.date.fromisoformat(d["date"]) if d.get("date") else None,
+        source=d.get("source"),
+        url=d.get("url"),
+        metadata=tuple((str(k), str(v)) for k, v in d.get("metadata", ())),
+    )
 
 
 def citation_to_dict(c: Citation) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import numpy as np
 from qa.embedding import Embedder
 from qa.index.lexical import BM25
 from qa.index.manifest import Manifest, QAIndexError, StaleIndexError, corpus_fingerprint, rebuild_hint
+from qa.index.prepare import PreparedRelease, Preparer, prepare_locally, prepare_releases
 from qa.index.snapshot import (
     clean_stale,
     fsync_path,
@@ -58,9 +59,9 @@ from qa.index.snapshot import (
 from qa.index.store import Store, update_store, write_store
 from qa.index.table import Table
 from qa.index.vectors import flat_index, sentence_key, sized, vector_id, vector_ids, wants_ivf
-from qa.ingest.annotate import EMPTY, Annotation, annotate_batch
-from qa.ingest.chunking import Chunker, ChunkerSettings
-from qa.text import content_stems, lexical_text, passage_embedding_text
+from qa.ingest.annotate import EMPTY, Annotation
+from qa.ingest.chunking import ChunkerSettings
+from qa.text import content_stems, lexical_text
 from qa.types import Passage, Release, Sentence
 
 logger = logging.getLogger(__name__)
@@ -267,9 +268,17 @@ class Index:
             )
 
     def add(
-        self, releases: Sequence[Release], embedder: Embedder, *, progress: bool = False
+        self,
+        releases: Sequence[Release],
+        embedder: Embedder,
+        *,
+        progress: bool = False,
+        prepare: Preparer | None = None,
     ) -> list[Release]:
-        """Chunk, embed and add releases not yet indexed; returns those added."""
+        """Chunk, embed and add releases not yet indexed; returns those added.
+
+        ``prepare`` does the per-release work (default: here, with ``embedder``; a Ray build
+        passes its workers')."""
         self.check_embedder(embedder)
         new: dict[str, Release] = {}
         for r in releases:
@@ -277,46 +286,60 @@ class Index:
                 new[r.id] = r
         if not new:
             return []
-        chunker = Chunker(self.chunker, embedder.count_tokens)
-        passages: list[Passage] = []
-        sentences: list[Sentence] = []
-        items: Iterable[Release] = new.values()
-        if progress:
-            from tqdm.auto import tqdm
+        if prepare is None:
+            prepared = prepare_releases(list(new.values()), embedder, self.chunker, progress=progress)
+            return self.add_prepared(prepared)
+        return self.add_prepared(list(prepare(list(new.values()))))
 
-            items = tqdm(list(items), desc="chunking", unit="release")
-        for r in items:
-            sents = chunker.sentences(r)
-            sentences.extend(sents)
-            passages.extend(chunker.chunk(r, sents))
-        texts = [passage_embedding_text(new[p.release_id], p) for p in passages]
-        if progress:
-            logger.info("embedding %d passages and %d sentences", len(passages), len(sentences))
-        pvec = embedder.encode(texts, progress=progress)
-        svec = embedder.encode([s.text for s in sentences], progress=progress)
+    def add_prepared(self, prepared: Sequence[PreparedRelease]) -> list[Release]:
+        """Insert prepared releases, in order, skipping any already indexed; returns those added."""
+        items: list[PreparedRelease] = []
+        seen: set[str] = set()
+        for x in prepared:
+            if x.release.id not in self.releases and x.release.id not in seen:
+                seen.add(x.release.id)
+                items.append(x)
+        if not items:
+            return []
+        passages = [p for x in items for p in x.passages]
+        sentences = [s for x in items for s in x.sentences]
+        empty = np.zeros((0, self.dimension), dtype=np.float32)
+        pvec = np.concatenate([empty, *(x.passage_vectors for x in items)]).astype(np.float32, copy=False)
+        svec = np.concatenate([empty, *(x.sentence_vectors for x in items)]).astype(np.float32, copy=False)
+        if pvec.shape != (len(passages), self.dimension) or svec.shape != (len(sentences), self.dimension):
+            raise QAIndexError(
+                f"prepared vectors {pvec.shape} and {svec.shape} do not match {len(passages)} passages and "
+                f"{len(sentences)} sentences of dimension {self.dimension}"
+            )
         pids = np.array([vector_id(p.id) for p in passages], dtype=np.int64)
         sids = np.array([vector_id(sentence_key(s)) for s in sentences], dtype=np.int64)
         self._check_ids(pids, self.passages, "passage")
         self._check_ids(sids, self.sentences, "sentence")
-        self.releases.update(new)
+        for x in items:
+            self.releases[x.release.id] = x.release
         if len(pids):
-            self.passage_vectors.add_with_ids(pvec, pids)
+            self.passage_vectors.add_with_ids(np.ascontiguousarray(pvec), pids)
         if len(sids):
-            self.sentence_vectors.add_with_ids(svec, sids)
+            self.sentence_vectors.add_with_ids(np.ascontiguousarray(svec), sids)
         for fid, p in zip(pids.tolist(), passages, strict=True):
             self.passages[fid] = p
         for fid, s in zip(sids.tolist(), sentences, strict=True):
             self.sentences[fid] = s
-        if self.chunker.annotator is not None and sentences:
-            anns = annotate_batch([s.text for s in sentences])
-            for fid, a in zip(sids.tolist(), anns, strict=True):
-                self.annotations[fid] = a.to_json()
+        if self.chunker.annotator is not None:
+            fids = iter(sids.tolist())
+            for x in items:
+                if x.sentences and (x.annotations is None or len(x.annotations) != len(x.sentences)):
+                    raise QAIndexError(f"{x.release.path}: prepared without one annotation per sentence")
+                for a in x.annotations or ():
+                    self.annotations[next(fids)] = a
         with self._lock:
             if self._lexical is not None:
-                self._lexical.add(pids.tolist(), [lexical_text(new[p.release_id], p) for p in passages])
+                self._lexical.add(
+                    pids.tolist(), [lexical_text(self.releases[p.release_id], p) for p in passages]
+                )
             self._count_stems(passages, +1)
         self.version += 1
-        return list(new.values())
+        return [x.release for x in items]
 
     @staticmethod
     def _check_ids(ids: np.ndarray, existing: dict[int, Any], what: str) -> None:
@@ -356,6 +379,7 @@ class Index:
         keep_paths: Iterable[str] = (),
         checkpoint: Callable[[], object] | None = None,
         checkpoint_seconds: float = 300.0,
+        prepare: Preparer | None = None,
     ) -> tuple[int, int]:
         """Make the index hold exactly ``releases``: embed only new ones, drop missing ones.
 
@@ -364,6 +388,8 @@ class Index:
         ``keep_paths`` (files that exist but could not be read this time) are kept as
         indexed: a file damaged since the last run costs nothing. With ``checkpoint`` (a save), new
         releases are added ``SYNC_BATCH`` at a time and saved every ``checkpoint_seconds``.
+        ``prepare`` does the per-release work of new releases (default: here, ``SYNC_BATCH`` at a
+        time); whatever does it, the releases are inserted in the order of ``releases``.
         """
         keep = {r.id for r in releases if self.releases.get(r.id, r) == r}
         kept = tuple(keep_paths)
@@ -374,23 +400,32 @@ class Index:
         removed = self.remove([rid for rid in self.releases if rid not in keep])
         new = [r for r in releases if r.id not in self.releases]
         if checkpoint is None:
-            return len(self.add(new, embedder, progress=progress)), removed
+            return len(self.add(new, embedder, progress=progress, prepare=prepare)), removed
         # a long build in batches, saved at least every ``checkpoint_seconds``: a killed build
         # resumes from its last save, embedding only what it had not
+        self.check_embedder(embedder)
+        stream = (prepare or prepare_locally(embedder, self.chunker, batch=SYNC_BATCH))(new)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(new), desc="indexing", unit="release")
-        added, last = 0, time.monotonic()
-        for lo in range(0, len(new), SYNC_BATCH):
-            part = new[lo : lo + SYNC_BATCH]
-            added += len(self.add(part, embedder))
+        added, done, last = 0, 0, time.monotonic()
+        part: list[PreparedRelease] = []
+        for item in stream:
+            part.append(item)
+            if len(part) < SYNC_BATCH and done + len(part) < len(new):
+                continue
+            added += len(self.add_prepared(part))
+            done += len(part)
             if bar is not None:
                 bar.update(len(part))
-            if lo + SYNC_BATCH < len(new) and time.monotonic() - last >= checkpoint_seconds:
+            part = []
+            if done < len(new) and time.monotonic() - last >= checkpoint_seconds:
                 checkpoint()
                 last = time.monotonic()
+        if part:  # a preparer that yielded more than asked: inserted all the same
+            added += len(self.add_prepared(part))
         if bar is not None:
             bar.close()
         return added, removed

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,21 @@ def printable(text: str) -> str:
 class ReadReport:
     releases: tuple[Release, ...]
     skipped: tuple[Skipped, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileRead:
+    """What reading one file gave: its releases, and what of it was skipped (the whole file
+    when it could not be read, else bad lines of a JSONL file)."""
+
+    name: str
+    releases: tuple[Release, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+
+FileReader = Callable[[Sequence[tuple[Path, str]]], Iterable[FileRead]]
+"""Reads (file, name) pairs, yielding one ``FileRead`` per pair in the same order: ``read_path``
+in this process, or spread over workers (``qa.index.ray_build``)."""
 
 
 # ---------------------------------------------------------------- decoding
@@ -485,51 +500,62 @@ def _is_linked_folder(entry: os.DirEntry[str]) -> bool:
         return False
 
 
+def read_path(fp: Path, name: str) -> FileRead:
+    """Read one file of a walk; never raises: a file that cannot be read is a skip."""
+    try:
+        if fp.suffix.lower() == ".jsonl":
+            got, bad = _read_jsonl_file(fp, name)
+            return FileRead(name, tuple(got), tuple(bad))
+        return FileRead(name, tuple(read_file(fp, name)))
+    except ReleaseError as e:
+        return FileRead(name, (), (Skipped(name, str(e)),))
+    except OSError as e:
+        return FileRead(name, (), (Skipped(name, f"cannot read ({e.strerror or e})"),))
+
+
+def read_locally(files: Sequence[tuple[Path, str]]) -> Iterator[FileRead]:
+    """The default ``FileReader``: one file after another, in this process."""
+    for fp, name in files:
+        yield read_path(fp, name)
+
+
 def read_releases(
     paths: Iterable[str | os.PathLike[str]],
     *,
     strict: bool = False,
     progress: bool = False,
+    reader: FileReader = read_locally,
 ) -> ReadReport:
     """Read every release under ``paths``. Duplicates (same text) are kept once.
 
-    With ``strict`` the first unreadable file raises ``ReleaseError``.
+    With ``strict`` the first unreadable file raises ``ReleaseError``. ``reader`` reads the
+    files (the walk and the duplicate check stay here, so any reader gives the same report).
     """
     releases: dict[str, Release] = {}
     skipped: list[Skipped] = []
 
-    def skip(name: str, reason: str, duplicate: bool = False) -> None:
+    def skip(s: Skipped) -> None:
         if strict:
-            raise ReleaseError(f"{name}: {reason}")
-        logger.warning("skipped %s", Skipped(name, reason))
-        skipped.append(Skipped(name, reason, duplicate))
+            raise ReleaseError(f"{s.path}: {s.reason}")
+        logger.warning("skipped %s", s)
+        skipped.append(s)
 
     def note(name: str, reason: str) -> None:  # a folder not walked: reported, never fatal
         logger.warning("skipped %s", Skipped(name, reason))
         skipped.append(Skipped(name, reason))
 
-    files: Iterable[tuple[Path, str]] = list(iter_files(paths, note))
+    files = list(iter_files(paths, note))
+    results: Iterable[FileRead] = reader(files)
     if progress:
         from tqdm.auto import tqdm
 
-        files = tqdm(files, desc="reading", unit="file")
-    for fp, name in files:
-        try:
-            if fp.suffix.lower() == ".jsonl":
-                got, bad = _read_jsonl_file(fp, name)
-                for s in bad:
-                    skip(s.path, s.reason)
-            else:
-                got = read_file(fp, name)
-        except ReleaseError as e:
-            skip(name, str(e))
-            continue
-        except OSError as e:
-            skip(name, f"cannot read ({e.strerror or e})")
-            continue
-        for rel in got:
+        results = tqdm(results, total=len(files), desc="reading", unit="file")
+    for got in results:
+        for s in got.skipped:
+            skip(s)
+        for rel in got.releases:
             if rel.id in releases:
-                skip(rel.path, f"duplicate of {releases[rel.id].path} (same text)", duplicate=True)
+                skip(Skipped(rel.path, f"duplicate of {releases[rel.id].path} (same text)", duplicate=True))
             else:
                 releases[rel.id] = rel
     return ReadReport(tuple(releases.values()), tuple(skipped))

@@ -1,0 +1,158 @@
+"""The per-release work of a build: sentences, passages, their vectors and annotations.
+
+Kept apart from ``Index`` so the work can run anywhere (in this process, or on Ray workers,
+``qa.index.ray_build``) while the index only inserts the results, in the order given: every way
+of building then gives the same index. ``to_row``/``from_row`` carry a prepared release between
+processes as plain JSON and float32 bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from qa.embedding import Embedder
+from qa.ingest.annotate import annotate_batch
+from qa.ingest.chunking import Chunker, ChunkerSettings
+from qa.ingest.releases import FileRead
+from qa.serialize import release_from_dict, release_to_dict
+from qa.text import passage_embedding_text
+from qa.types import Passage, Release, Sentence
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PreparedRelease:
+    """A release with everything the index stores of it, ready to insert."""
+
+    release: Release
+    passages: tuple[Passage, ...]
+    sentences: tuple[Sentence, ...]
+    passage_vectors: np.ndarray
+    """float32, one row per passage."""
+    sentence_vectors: np.ndarray
+    """float32, one row per sentence."""
+    annotations: tuple[str, ...] | None = None
+    """One annotation (JSON) per sentence; None when the index keeps none."""
+
+
+Preparer = Callable[[Sequence[Release]], Iterable[PreparedRelease]]
+"""Prepares releases, yielding one ``PreparedRelease`` per release in the order given."""
+
+
+class BuildWorkers(Protocol):
+    """Somewhere else to do a build's per-file and per-release work (``qa.index.ray_build``)."""
+
+    def read(self, files: Sequence[tuple[Path, str]]) -> Iterable[FileRead]:
+        """A ``FileReader``: one ``FileRead`` per file, in the order given."""
+        ...
+
+    def preparer(self, embedder: Embedder, settings: ChunkerSettings) -> Preparer: ...
+
+
+def prepare_releases(
+    releases: Sequence[Release],
+    embedder: Embedder,
+    settings: ChunkerSettings,
+    *,
+    progress: bool = False,
+) -> list[PreparedRelease]:
+    """Chunk, encode and (when ``settings.annotator`` is set) annotate ``releases``.
+
+    One encoder call for all passages and one for all sentences: the encoder batches by length,
+    which is faster than a call per release.
+    """
+    chunker = Chunker(settings, embedder.count_tokens)
+    items: Iterable[Release] = releases
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(list(releases), desc="chunking", unit="release")
+    parts: list[tuple[Release, list[Sentence], list[Passage]]] = []
+    for r in items:
+        sents = chunker.sentences(r)
+        parts.append((r, sents, chunker.chunk(r, sents)))
+    passages = [p for _, _, ps in parts for p in ps]
+    sentences = [s for _, ss, _ in parts for s in ss]
+    by_id = {r.id: r for r in releases}
+    texts = [passage_embedding_text(by_id[p.release_id], p) for p in passages]
+    pvec = embedder.encode(texts, progress=progress)
+    svec = embedder.encode([s.text for s in sentences], progress=progress)
+    anns = (
+        [a.to_json() for a in annotate_batch([s.text for s in sentences])]
+        if settings.annotator is not None and sentences
+        else None
+    )
+    out: list[PreparedRelease] = []
+    pi = si = 0
+    for r, ss, ps in parts:
+        out.append(
+            PreparedRelease(
+                release=r,
+                passages=tuple(ps),
+                sentences=tuple(ss),
+                passage_vectors=pvec[pi : pi + len(ps)],
+                sentence_vectors=svec[si : si + len(ss)],
+                annotations=tuple(anns[si : si + len(ss)]) if anns is not None else None,
+            )
+        )
+        pi, si = pi + len(ps), si + len(ss)
+    return out
+
+
+def prepare_locally(
+    embedder: Embedder, settings: ChunkerSettings, *, batch: int = 64, progress: bool = False
+) -> Preparer:
+    """The default ``Preparer``: ``batch`` releases at a time in this process, lazily, so a
+    caller that saves between batches loses at most one batch when killed."""
+
+    def prepare(releases: Sequence[Release]) -> Iterator[PreparedRelease]:
+        for lo in range(0, len(releases), batch):
+            yield from prepare_releases(releases[lo : lo + batch], embedder, settings, progress=progress)
+
+    return prepare
+
+
+# ---------------------------------------------------------------- between processes
+
+
+def to_row(p: PreparedRelease) -> dict[str, Any]:
+    """A prepared release as plain values (JSON text, float32 bytes): what a worker sends back."""
+    return {
+        "release": json.dumps(release_to_dict(p.release)),
+        "passages": json.dumps([[x.id, x.start, x.end] for x in p.passages]),
+        "sentences": json.dumps([[x.start, x.end] for x in p.sentences]),
+        "passage_vectors": np.ascontiguousarray(p.passage_vectors, dtype=np.float32).tobytes(),
+        "sentence_vectors": np.ascontiguousarray(p.sentence_vectors, dtype=np.float32).tobytes(),
+        "annotations": json.dumps(list(p.annotations) if p.annotations is not None else None),
+    }
+
+
+def from_row(row: dict[str, Any], dimension: int) -> PreparedRelease:
+    """The inverse of ``to_row``; texts are cut from the release by their offsets."""
+    r = release_from_dict(json.loads(row["release"]))
+    sents = tuple(Sentence(r.id, a, b, r.text[a:b]) for a, b in json.loads(row["sentences"]))
+    passages = tuple(
+        Passage(pid, r.id, a, b, r.text[a:b], tuple(s for s in sents if s.start >= a and s.end <= b))
+        for pid, a, b in json.loads(row["passages"])
+    )
+    anns = json.loads(row["annotations"])
+    return PreparedRelease(
+        release=r,
+        passages=passages,
+        sentences=sents,
+        passage_vectors=_matrix(row["passage_vectors"], len(passages), dimension),
+        sentence_vectors=_matrix(row["sentence_vectors"], len(sents), dimension),
+        annotations=tuple(anns) if anns is not None else None,
+    )
+
+
+def _matrix(data: bytes, rows: int, dimension: int) -> np.ndarray:
+    x = np.frombuffer(data, dtype=np.float32)
+    if x.size != rows * dimension:
+        raise ValueError(f"expected {rows} x {dimension} floats, got {x.size}")
+    return x.reshape(rows, dimension).copy()
