@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class IndexReport:
     sentences: int
     seconds: float
     rebuilt: bool
+    recall: dict[str, float] = field(default_factory=dict)
+    """Recall@10 against exact search of the tables compressed to IVF-PQ by this run."""
 
     @property
     def up_to_date(self) -> bool:
@@ -66,6 +68,7 @@ def update_index(
     progress: bool = False,
     checkpoint_seconds: float = 300.0,
     workers: BuildWorkers | None = None,
+    compress: bool = False,
 ) -> IndexReport:
     """Make the index at ``index_path`` hold exactly the releases under ``sources``.
 
@@ -74,7 +77,8 @@ def update_index(
     corpus is unchanged. A long build is saved every ``checkpoint_seconds`` (each save a whole
     snapshot, swapped in atomically), so a killed build resumes where its last save left it.
     ``workers`` (a Ray build, ``qa.index.ray_build.RayBuild``) read the files and prepare the new
-    releases; the index written is the same.
+    releases; the index written is the same. ``compress`` keeps the vectors as IVF-PQ codes
+    (``Index.compress``); an index once compressed stays so.
     """
     t0 = time.perf_counter()
     emb = embedder if embedder is not None else SentenceTransformerEmbedder()
@@ -98,6 +102,8 @@ def update_index(
         if index is None:
             index = Index.empty(emb, settings)
             rebuilt = True
+        compressing = compress and not index.compress
+        index.compress = index.compress or compress
         unreadable = [s.path for s in report.skipped if not s.duplicate]  # kept as indexed
         sources_changed = index.sources != source_names
         index.sources = source_names
@@ -111,7 +117,7 @@ def update_index(
             checkpoint_seconds=checkpoint_seconds,
             prepare=workers.preparer(emb, settings) if workers is not None else None,
         )
-        changed = rebuilt or added or removed or sources_changed or index.outdated
+        changed = rebuilt or added or removed or sources_changed or index.outdated or compressing
         if changed:
             index.save(root, locked=True)
     return IndexReport(
@@ -124,6 +130,7 @@ def update_index(
         sentences=len(index.sentences),
         seconds=time.perf_counter() - t0,
         rebuilt=rebuilt,
+        recall=dict(index.recall),
     )
 
 

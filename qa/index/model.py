@@ -58,7 +58,17 @@ from qa.index.snapshot import (
 )
 from qa.index.store import Store, update_store, write_store
 from qa.index.table import Table
-from qa.index.vectors import flat_index, sentence_key, sized, vector_id, vector_ids, wants_ivf
+from qa.index.vectors import (
+    PQ_MIN,
+    flat_index,
+    sentence_key,
+    sized,
+    to_ivfpq,
+    vector_id,
+    vector_ids,
+    wants_ivf,
+    wants_pq,
+)
 from qa.ingest.annotate import EMPTY, Annotation
 from qa.ingest.chunking import ChunkerSettings
 from qa.text import content_stems, lexical_text
@@ -103,6 +113,7 @@ class Index:
         sources: Sequence[str] = (),
         annotations: dict[int, str] | None = None,
         store: Store | None = None,
+        compress: bool = False,
     ):
         self.model = model
         self.dimension = dimension
@@ -111,6 +122,13 @@ class Index:
         self.passage_vectors = passage_vectors if passage_vectors is not None else flat_index(dimension)
         self.sentence_vectors = sentence_vectors if sentence_vectors is not None else flat_index(dimension)
         self.sources = tuple(sources)
+        self.compress = compress or any(
+            isinstance(v, faiss.IndexIVFPQ) for v in (self.passage_vectors, self.sentence_vectors)
+        )
+        """Vectors kept as IVF-PQ codes (``to_ivfpq``) from ``PQ_MIN`` of them on: for archives
+        whose float vectors do not fit in RAM; a build then holds at most ``PQ_TRAIN`` floats."""
+        self.recall: dict[str, float] = {}
+        """Recall@10 against exact search of each table compressed so far ("passages", ...)."""
         self._attach(store)
         self._lock = threading.RLock()
         self._lexical: BM25 | None = None
@@ -325,6 +343,8 @@ class Index:
             self.passages[fid] = p
         for fid, s in zip(sids.tolist(), sentences, strict=True):
             self.sentences[fid] = s
+        if self.compress:  # a long compressed build: floats in RAM only until the quantizer is trained
+            self._compress(wants_pq)
         if self.chunker.annotator is not None:
             fids = iter(sids.tolist())
             for x in items:
@@ -492,6 +512,8 @@ class Index:
             snap = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root / "snapshots"))
             snap.chmod(0o755)  # mkdtemp makes it private; readers may run as another user
             try:
+                if self.compress:
+                    self._compress(lambda v: v.ntotal >= PQ_MIN)
                 self.passage_vectors = sized(self.passage_vectors)
                 self.sentence_vectors = sized(self.sentence_vectors)
                 faiss.write_index(self.passage_vectors, str(snap / "passages.faiss"))
@@ -522,6 +544,15 @@ class Index:
         self.outdated = False
         logger.info("saved index to %s", final)
         return final
+
+    def _compress(self, due: Callable[[faiss.Index], bool]) -> None:
+        """Turn the float vectors of each table that is ``due`` into IVF-PQ codes."""
+        for table in ("passages", "sentences"):
+            attr = f"{table[:-1]}_vectors"
+            vectors = getattr(self, attr)
+            if not isinstance(vectors, faiss.IndexIVFPQ) and due(vectors):
+                codes, self.recall[table] = to_ivfpq(vectors)
+                setattr(self, attr, codes)
 
     def _check_current(self, root: Path) -> None:
         if self.snapshot is None or self.snapshot.parent.parent != root.resolve():
