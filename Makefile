@@ -48,6 +48,8 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m evals.bench --out evals/reports/bench
+	# the chat page with the whole real archive indexed (Debian's chromium), beside the seed alone
+	$(PY) -m evals.bench_chat --out evals/reports/bench
 
 # issue 8: 20 gradio_client clients x 50 questions against `release-qa serve` on a free 127.0.0.1 port
 loadtest: $(STAMP)

@@ -26,7 +26,8 @@ from qa.answer.base import Candidate, date_prior
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.features import Question
 from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader
-from qa.index import Index
+from qa.index import Index, vector_id
+from qa.text import content_words
 from qa.types import Hit, Sentence
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ CALIBRATION_FEATURES = (
     "passage_best",
     "position",
     "span_words",
+    "dense",
+    "title_overlap",
+    "release_share",
 )
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
@@ -47,7 +51,10 @@ logit for the span's sentence; ``passage_rank``: 0 for the top passage; ``gap``:
 best span's score over all passages read; ``passage_best``: 1 for the best span of its passage;
 ``position``: where the sentence starts in its release (0 = first character, 1 = last; a
 release's answers rarely sit in its closing boilerplate or contact block); ``span_words``: log of
-the span's word count."""
+the span's word count; ``dense``: cosine of the question and the passage vectors (retrieval's
+view of the passage, which the reader does not see); ``title_overlap``: share of the question's
+content words in the release's title; ``release_share``: the share of the reader's span
+probability that falls in the span's release (answers a release gives twice are likelier its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,7 @@ class Calibration:
         return 1.0 / (1.0 + np.exp(-z))
 
 
-UNCALIBRATED = Calibration(weights=(0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), bias=0.0, threshold=0.3)
+UNCALIBRATED = Calibration(weights=(1.0,), bias=0.0, threshold=0.3, features=("log_prob",))
 """Before ``calibrate-reader`` has run: the span's probability share, as it is."""
 
 
@@ -169,6 +176,12 @@ class NeuralAnswerer:
             }
         q = Question.parse(question, context)
         top_score = max((sp.score for spans in per_text for sp in spans), default=0.0)
+        pvecs = self.index.passage_vectors.reconstruct_batch(
+            np.array([vector_id(h.passage.id) for h in top], dtype=np.int64)
+        )
+        dense = pvecs @ np.asarray(qvec, dtype=np.float32).reshape(-1)
+        asked = content_words(reading)
+        titled = [len(asked & content_words(h.release.title)) / max(1, len(asked)) for h in top]
         found: dict[tuple[str, int], _Reading] = {}
         for rank, (h, spans) in enumerate(zip(top, per_text, strict=True)):
             sents = h.passage.sentences
@@ -191,11 +204,20 @@ class NeuralAnswerer:
                     float(sp.score >= best_here),
                     s.start / max(1, len(h.release.text)),
                     math.log1p(len(h.release.text[a:b].split())),
+                    float(dense[rank]),
+                    titled[rank],
+                    sp.prob,  # summed over the release below
                 ]
                 found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())
         if not rows:
             return []
+        mass: dict[str, float] = {}
+        for r in rows:
+            mass[r.hit.release.id] = mass.get(r.hit.release.id, 0.0) + r.span.prob
+        total = max(sum(mass.values()), 1e-9)
+        for r in rows:
+            r.features[-1] = mass[r.hit.release.id] / total
         x = np.asarray([r.features for r in rows], dtype=np.float64)
         probs = self.calibration.proba(x)
         return [

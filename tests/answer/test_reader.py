@@ -23,6 +23,7 @@ from qa.answer.span_reader import (
 )
 from qa.assistant import resolve_reader
 from qa.evaluation.data import EvalItem, EvalSet, article_half
+from qa.index import vector_id
 
 TEXT = "Ministers met in Geneva on Tuesday. The meeting was chaired by Dr. Jane Smith of the delegation."
 
@@ -59,11 +60,16 @@ def test_settings_and_calibration_validate() -> None:
 
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
-    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2), -1.0, 0.4)
+    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5), -1.0, 0.4)
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
-    x = np.array([[2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0], [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0]])
+    x = np.array(
+        [
+            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9],
+            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1],
+        ]
+    )
     p = back.proba(x)
     assert 0 < p[1] < p[0] < 1
 
@@ -184,3 +190,31 @@ def test_a_question_too_long_to_read_is_refused_with_its_length() -> None:
     # a long earlier turn is history, not the question: it is read, truncated, never refused
     ans = a.ask("And who chaired it?", history=[{"role": "user", "content": LONG[:1900]}])
     assert ans.question == "And who chaired it?"
+
+
+def test_retrieval_and_release_features_of_each_candidate() -> None:
+    """dense is the question-passage cosine, title_overlap the question's words in the title, and
+    release_share sums to 1 over the releases read."""
+    emb = HashingEmbedder(dimension=64)
+    rels = [
+        make_release(TEXT, path="a.md", title="Ministers meet in Geneva"),
+        make_release(
+            "Officials said Geneva hosted a second, smaller meeting. " * 3, path="b.md", title="Other news"
+        ),
+    ]
+    index = Index.build(rels, emb, ChunkerSettings(max_tokens=64, annotator=None))
+    cal = Calibration((1.0,) + (0.0,) * (len(CALIBRATION_FEATURES) - 1), 0.0, 0.5)
+    ans = NeuralAnswerer(index, reader=FakeReader("Geneva", 3.0), calibration=cal)  # type: ignore[arg-type]
+    q = "Where did the ministers meet?"
+    vec = emb.encode([q])[0]
+    hits = Assistant(index, emb, reader="features").search(q)
+    cands = ans.candidates(q, vec, hits)
+    col = {f: CALIBRATION_FEATURES.index(f) for f in ("dense", "title_overlap", "release_share")}
+    assert len({c.release.id for c in cands}) == 2
+    share = {c.release.id: c.features[col["release_share"]] for c in cands}
+    assert sum(share.values()) == pytest.approx(1.0)
+    for c in cands:
+        pv = index.passage_vectors.reconstruct(vector_id(c.hit.passage.id))
+        assert c.features[col["dense"]] == pytest.approx(float(pv @ vec), abs=1e-5)
+    titled = {c.release.title: c.features[col["title_overlap"]] for c in cands}
+    assert titled["Ministers meet in Geneva"] > titled["Other news"] == 0.0
