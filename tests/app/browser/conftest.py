@@ -7,6 +7,7 @@ browser, and these machines are offline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -130,15 +131,22 @@ class Page:
         d.dismiss()
 
 
-@pytest.fixture
-def chat(browser: Any, chat_url: str) -> Iterator[Page]:
+@contextlib.contextmanager
+def open_chat(browser: Any, url: str) -> Iterator[Page]:
+    """A fresh browser context on the chat at ``url``, once its question box is there."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
     chat = Page(page)
-    page.goto(chat_url)
+    page.goto(url)
     page.wait_for_selector("#qa-question textarea")
     try:
         yield chat
     finally:
         context.close()
+
+
+@pytest.fixture
+def chat(browser: Any, chat_url: str) -> Iterator[Page]:
+    with open_chat(browser, chat_url) as page:
+        yield page

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.app.browser.conftest import CHROMIUM_FLAGS, Page, chromium_path
+from tests.app.browser.conftest import Page, chromium_path, open_chat
 from tests.conftest import need_shared
 
 pytestmark = [pytest.mark.browser]
@@ -37,21 +37,9 @@ def archive_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def page(archive_url: str) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        pg = context.new_page()
-        pg.set_default_timeout(60_000)
-        chat = Page(pg)
-        pg.goto(archive_url)
-        pg.wait_for_selector("#qa-question textarea")
-        try:
-            yield chat
-        finally:
-            browser.close()
+def page(browser: Any, archive_url: str) -> Iterator[Page]:
+    with open_chat(browser, archive_url) as chat:
+        yield chat
 
 
 def library_head(pg: Any) -> str:
