@@ -69,6 +69,7 @@ def update_index(
     checkpoint_seconds: float = 300.0,
     workers: BuildWorkers | None = None,
     compress: bool = False,
+    annotate: bool = False,
 ) -> IndexReport:
     """Make the index at ``index_path`` hold exactly the releases under ``sources``.
 
@@ -78,7 +79,8 @@ def update_index(
     snapshot, swapped in atomically), so a killed build resumes where its last save left it.
     ``workers`` (a Ray build, ``qa.index.ray_build.RayBuild``) read the files and prepare the new
     releases; the index written is the same. ``compress`` keeps the vectors as IVF-PQ codes
-    (``Index.compress``); an index once compressed stays so.
+    (``Index.compress``); an index once compressed stays so. ``annotate`` runs the annotator
+    (spaCy) over new sentences now instead of when the feature answerer first reads them.
     """
     t0 = time.perf_counter()
     emb = embedder if embedder is not None else SentenceTransformerEmbedder()
@@ -104,6 +106,7 @@ def update_index(
             rebuilt = True
         compressing = compress and not index.compress
         index.compress = index.compress or compress
+        index.annotate = annotate
         unreadable = [s.path for s in report.skipped if not s.duplicate]  # kept as indexed
         sources_changed = index.sources != source_names
         index.sources = source_names
@@ -115,7 +118,7 @@ def update_index(
             keep_paths=unreadable,
             checkpoint=lambda: building.save(root, locked=True),  # what a killed build resumes from
             checkpoint_seconds=checkpoint_seconds,
-            prepare=workers.preparer(emb, settings) if workers is not None else None,
+            prepare=workers.preparer(emb, settings, annotate=annotate) if workers is not None else None,
         )
         changed = rebuilt or added or removed or sources_changed or index.outdated or compressing
         if changed:

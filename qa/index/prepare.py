@@ -51,7 +51,9 @@ class BuildWorkers(Protocol):
         """A ``FileReader``: one ``FileRead`` per file, in the order given."""
         ...
 
-    def preparer(self, embedder: Embedder, settings: ChunkerSettings) -> Preparer: ...
+    def preparer(
+        self, embedder: Embedder, settings: ChunkerSettings, *, annotate: bool = False
+    ) -> Preparer: ...
 
 
 def prepare_releases(
@@ -59,12 +61,15 @@ def prepare_releases(
     embedder: Embedder,
     settings: ChunkerSettings,
     *,
+    annotate: bool = False,
     progress: bool = False,
 ) -> list[PreparedRelease]:
-    """Chunk, encode and (when ``settings.annotator`` is set) annotate ``releases``.
+    """Chunk and encode ``releases``, and with ``annotate`` (and ``settings.annotator`` set)
+    annotate their sentences now rather than when an answerer first asks for them.
 
     One encoder call for all passages and one for all sentences: the encoder batches by length,
-    which is faster than a call per release.
+    which is faster than a call per release. Annotating is optional because spaCy costs about half
+    the encoder's time and only the feature answerer reads annotations (``Index.annotations_of``).
     """
     chunker = Chunker(settings, embedder.count_tokens)
     items: Iterable[Release] = releases
@@ -84,7 +89,7 @@ def prepare_releases(
     svec = embedder.encode([s.text for s in sentences], progress=progress)
     anns = (
         [a.to_json() for a in annotate_batch([s.text for s in sentences])]
-        if settings.annotator is not None and sentences
+        if annotate and settings.annotator is not None and sentences
         else None
     )
     out: list[PreparedRelease] = []
@@ -105,14 +110,20 @@ def prepare_releases(
 
 
 def prepare_locally(
-    embedder: Embedder, settings: ChunkerSettings, *, batch: int = 64, progress: bool = False
+    embedder: Embedder,
+    settings: ChunkerSettings,
+    *,
+    batch: int = 64,
+    annotate: bool = False,
+    progress: bool = False,
 ) -> Preparer:
     """The default ``Preparer``: ``batch`` releases at a time in this process, lazily, so a
     caller that saves between batches loses at most one batch when killed."""
 
     def prepare(releases: Sequence[Release]) -> Iterator[PreparedRelease]:
         for lo in range(0, len(releases), batch):
-            yield from prepare_releases(releases[lo : lo + batch], embedder, settings, progress=progress)
+            part = releases[lo : lo + batch]
+            yield from prepare_releases(part, embedder, settings, annotate=annotate, progress=progress)
 
     return prepare
 

@@ -49,13 +49,17 @@ def _read_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
 class _PrepareStage:
     """Ray stage (one actor per worker): the embedder is loaded once per actor."""
 
-    def __init__(self, embedder: Embedder, settings: ChunkerSettings):
+    def __init__(self, embedder: Embedder, settings: ChunkerSettings, annotate: bool):
         self.embedder = embedder
         self.settings = settings
+        self.annotate = annotate
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         releases = [release_from_dict(json.loads(x)) for x in batch["release"]]
-        rows = [to_row(p) for p in prepare_releases(releases, self.embedder, self.settings)]
+        rows = [
+            to_row(p)
+            for p in prepare_releases(releases, self.embedder, self.settings, annotate=self.annotate)
+        ]
         return {key: [r[key] for r in rows] for key in rows[0]} if rows else {}
 
 
@@ -130,7 +134,7 @@ class RayBuild:
                 tuple(Skipped(str(p), str(r)) for p, r in json.loads(row["skipped"])),
             )
 
-    def preparer(self, embedder: Embedder, settings: ChunkerSettings) -> Preparer:
+    def preparer(self, embedder: Embedder, settings: ChunkerSettings, *, annotate: bool = False) -> Preparer:
         """A ``Preparer`` running on the workers, one encoder actor per worker."""
         worker_embedder: Embedder = (
             embedder.fresh(threads=1) if isinstance(embedder, SentenceTransformerEmbedder) else embedder
@@ -145,7 +149,11 @@ class RayBuild:
             ds = ray.data.from_items(items, override_num_blocks=blocks)
             ds = ds.map_batches(
                 _PrepareStage,
-                fn_constructor_kwargs={"embedder": worker_embedder, "settings": settings},
+                fn_constructor_kwargs={
+                    "embedder": worker_embedder,
+                    "settings": settings,
+                    "annotate": annotate,
+                },
                 batch_size=self.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=min(self.actors, blocks)),
                 num_cpus=1,

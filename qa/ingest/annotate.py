@@ -8,6 +8,7 @@ indexed, so answering needs no parse of the passages.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
@@ -146,3 +147,25 @@ def annotate_batch(texts: Sequence[str], *, batch_size: int = 64) -> list[Annota
 
 def annotate(text: str) -> Annotation:
     return annotate_batch([text])[0]
+
+
+CACHE_SIZE = 50_000
+_CACHE: collections.OrderedDict[str, Annotation] = collections.OrderedDict()
+_RUN_LOCK = threading.Lock()
+
+
+def annotate_cached(texts: Sequence[str]) -> list[Annotation]:
+    """``annotate_batch`` with the last ``CACHE_SIZE`` sentences remembered by text: an index built
+    without annotations annotates the sentences an answerer reads, once. Thread-safe (one
+    pipeline run at a time: spaCy's pipelines are not safe to share between threads)."""
+    with _RUN_LOCK:
+        todo = list(dict.fromkeys(t for t in texts if t not in _CACHE))
+        for t, a in zip(todo, annotate_batch(todo) if todo else [], strict=True):
+            _CACHE[t] = a
+        out = []
+        for t in texts:
+            _CACHE.move_to_end(t)
+            out.append(_CACHE[t])
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return out

@@ -7,6 +7,7 @@ import numpy as np
 from qa import HashingEmbedder
 from qa.index import Index
 from qa.index.prepare import from_row, prepare_locally, prepare_releases, to_row
+from qa.ingest.annotate import EMPTY
 from qa.ingest.chunking import ChunkerSettings
 from qa.ingest.releases import make_release
 
@@ -50,3 +51,42 @@ def test_prepared_in_batches_or_at_once_the_index_is_the_same() -> None:
     np.testing.assert_array_equal(
         whole.sentence_vectors.reconstruct_batch(ids), parts.sentence_vectors.reconstruct_batch(ids)
     )
+
+
+def test_annotations_are_the_same_made_at_build_or_when_first_read(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The default build skips spaCy; the sentences an answerer reads are annotated then, and
+    equal what a build with ``annotate`` stores (saved and loaded, and after a later add)."""
+    emb = HashingEmbedder(64)
+    spacy = ChunkerSettings(max_tokens=24)  # the default annotator
+    rels = corpus()
+    eager = Index.empty(emb, spacy)
+    eager.annotate = True
+    eager.add(rels[:3], emb)
+    lazy = Index.empty(emb, spacy)
+    lazy.add(rels[:3], emb)
+    assert len(dict(eager.annotations.items())) == len(eager.sentences) > 0
+    assert dict(lazy.annotations.items()) == {}  # nothing parsed while building
+    lazy.save(tmp_path / "lazy")
+    lazy = Index.load(tmp_path / "lazy")
+    lazy.add(rels[3:], emb)  # a later add to a loaded index
+    eager.add(rels[3:], emb)
+    sents = sorted(eager.sentences.values(), key=lambda s: (s.release_id, s.start))
+    made = lazy.annotations_of(sents)
+    assert made == eager.annotations_of(sents)
+    assert all(a.tokens for a in made) and sum(len(a.candidates) for a in made) > len(sents)
+    # mixed: stored ones read, missing ones made, in the order asked
+    mixed = Index.empty(emb, spacy)
+    mixed.annotate = True
+    mixed.add(rels[:2], emb)
+    mixed.annotate = False
+    mixed.add(rels[2:], emb)
+    assert 0 < len(dict(mixed.annotations.items())) < len(mixed.sentences)
+    assert mixed.annotations_of(sents[::-1]) == made[::-1]
+
+
+def test_an_index_without_annotator_reads_empty_annotations() -> None:
+    emb = HashingEmbedder(64)
+    index = Index.empty(emb, SETTINGS)
+    index.add(corpus()[:1], emb)
+    sents = list(index.sentences.values())
+    assert index.annotations_of(sents) == [EMPTY] * len(sents)

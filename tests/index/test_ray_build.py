@@ -136,8 +136,8 @@ def test_annotations_are_made_on_the_workers_too(tmp_path: Path, workers: RayBui
     write_corpus(corpus, 3)
     spacy = ChunkerSettings(max_tokens=64)  # the default annotator
     assert spacy.annotator is not None
-    build(tmp_path / "local", [corpus], chunker=spacy)
-    index = build(tmp_path / "ray", [corpus], workers, chunker=spacy)
+    build(tmp_path / "local", [corpus], chunker=spacy, annotate=True)
+    index = build(tmp_path / "ray", [corpus], workers, chunker=spacy, annotate=True)
     assert len(dict(index.annotations.items())) == len(index.sentences)
     assert_same(tmp_path / "local", tmp_path / "ray")
 
@@ -193,9 +193,11 @@ def test_a_stopped_ray_build_resumes_from_its_last_save(
         def read(self, files):  # type: ignore[no-untyped-def]
             return self.inner.read(files) if self.inner else read_locally(files)
 
-        def preparer(self, embedder, settings):  # type: ignore[no-untyped-def]
+        def preparer(self, embedder, settings, *, annotate=False):  # type: ignore[no-untyped-def]
             inner = (
-                self.inner.preparer(embedder, settings) if self.inner else prepare_locally(embedder, settings)
+                self.inner.preparer(embedder, settings, annotate=annotate)
+                if self.inner
+                else prepare_locally(embedder, settings, annotate=annotate)
             )
 
             def prepare(releases):  # type: ignore[no-untyped-def]
