@@ -228,11 +228,12 @@ class Assistant:
 
     def warm_up(self) -> None:
         """Load the encoder and the reader now (a server calls this before its first
-        question), and the annotator in the background, for the first added release."""
+        question), and for the feature answerer the annotator in the background (it annotates the
+        sentences it reads that the build did not)."""
         self.search("warm up", k=1)
         if isinstance(self.answerer, NeuralAnswerer):
             self.answerer.reader.warm()
-        if self.index.chunker.annotator is not None:
+        elif self.index.chunker.annotator is not None:
             threading.Thread(target=warm_annotator, name="warm-annotator", daemon=True).start()
 
     # ------------------------------------------------------------ adding releases
