@@ -56,11 +56,13 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
 
 def cmd_index(args: argparse.Namespace) -> int:
     from qa import ChunkerSettings, HashingEmbedder, update_index
+    from qa.embedding import SentenceTransformerEmbedder
 
     settings = ChunkerSettings(max_tokens=args.max_tokens)
     test_mode = args.embedder == "hashing"  # tests: no model and no spaCy, seconds faster
+    encoder = None if args.encoder is None else SentenceTransformerEmbedder(backend=args.encoder)
     build = dict(
-        embedder=HashingEmbedder() if test_mode else None,
+        embedder=HashingEmbedder() if test_mode else encoder,
         chunker=ChunkerSettings(max_tokens=args.max_tokens, annotator=None) if test_mode else settings,
         strict=args.strict,
         progress=not args.quiet,
@@ -320,6 +322,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store the vectors as IVF-PQ codes (96 bytes, not 1.5 KB, a vector; for archives whose "
         "vectors do not fit in RAM); prints recall@10 against exact search",
+    )
+    p.add_argument(
+        "--encoder",
+        choices=("onnx", "onnx-int8", "torch"),
+        default=None,
+        help="how the model encodes: onnx-int8 (int8 weights) builds about twice as fast, and the "
+        "index is then always asked with it; changing it rebuilds (default: what the index was "
+        "built with, else $RELEASE_QA_ENCODER or onnx)",
     )
     p.add_argument(
         "--annotate",

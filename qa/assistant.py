@@ -17,7 +17,7 @@ from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.neural import NeuralAnswerer
 from qa.answer.span_reader import READER_PATH, reader_available
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.index import Index, QAIndexError, StaleIndexError, writer_lock
+from qa.index import Index, QAIndexError, StaleIndexError, read_manifest, writer_lock
 from qa.index.prepare import BuildWorkers
 from qa.ingest.annotate import warm as warm_annotator
 from qa.ingest.chunking import ChunkerSettings
@@ -58,6 +58,15 @@ class IndexReport:
         return self.added == 0 and self.removed == 0 and not self.rebuilt
 
 
+def _embedder_of(root: Path) -> SentenceTransformerEmbedder:
+    """The packaged model as the index at ``root`` was built with it (int8 or not); the default
+    encoder where there is no readable index yet."""
+    try:
+        return SentenceTransformerEmbedder.for_model(read_manifest(root).model)
+    except (QAIndexError, OSError, ValueError):
+        return SentenceTransformerEmbedder()
+
+
 def update_index(
     index_path: str | os.PathLike[str],
     sources: Sequence[str | os.PathLike[str]],
@@ -83,9 +92,9 @@ def update_index(
     (spaCy) over new sentences now instead of when the feature answerer first reads them.
     """
     t0 = time.perf_counter()
-    emb = embedder if embedder is not None else SentenceTransformerEmbedder()
-    settings = chunker if chunker is not None else ChunkerSettings()
     root = Path(index_path)
+    emb = embedder if embedder is not None else _embedder_of(root)
+    settings = chunker if chunker is not None else ChunkerSettings()
     with writer_lock(root):
         reader = workers.read if workers is not None else read_locally
         report: ReadReport = read_releases(sources, strict=strict, progress=progress, reader=reader)
@@ -223,7 +232,9 @@ class Assistant:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], embedder: Embedder | None = None, **kwargs: Any) -> Assistant:
-        emb = embedder if embedder is not None else SentenceTransformerEmbedder()
+        """The assistant over the index at ``path``; without ``embedder``, the encoder it was
+        built with (float or int8)."""
+        emb = embedder if embedder is not None else _embedder_of(Path(path))
         return cls(Index.load(path, emb), emb, path=path, **kwargs)
 
     def warm_up(self) -> None:

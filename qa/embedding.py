@@ -1,7 +1,9 @@
 """Sentence embedders: the packaged MiniLM model (torch or ONNX Runtime), and a deterministic fake.
 
 ``ENCODER_BACKEND`` is the one switch that picks how ``SentenceTransformerEmbedder`` runs the
-model; both backends give the same vectors (cosine >= 0.9999), so indexes stay compatible.
+model: "onnx" and "torch" give the same vectors (cosine >= 0.9999), so indexes stay compatible;
+"onnx-int8" (weights quantized to int8) is about twice as fast and gives slightly different
+vectors, so it has a name of its own (``INT8``) and an index built with it is asked with it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ ENCODER_BACKEND = "onnx"
 faster to start, to answer and to index than torch on 2 CPU cores) or "torch".
 The environment variable ``RELEASE_QA_ENCODER`` overrides it."""
 
-BACKENDS = ("onnx", "torch")
+BACKENDS = ("onnx", "onnx-int8", "torch")
+INT8 = "@int8"
+"""Suffix of the model name an "onnx-int8" embedder gives the indexes it builds."""
 ONNX_EXPORT_VERSION = 1
 """Bumped when the exported graph changes, so cached exports are redone."""
 
@@ -84,20 +88,27 @@ class SentenceTransformerEmbedder:
         threads: int | None = None,
     ):
         self._path = Path(model_path) if model_path is not None else None
-        self.name = name
         self.dimension = dimension
         self.device = device
         self.backend = backend if backend is not None else encoder_backend()
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
+        self.base_name = name
+        self.name = name + INT8 if self.backend == "onnx-int8" else name
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
         self.threads = threads
         """CPU threads the model may use (None: the runtime's default, every core)."""
         self._model: Any = None
         self._onnx = (
-            OnnxEmbedder(model_path, name=name, dimension=dimension, threads=threads)
-            if self.backend == "onnx"
+            OnnxEmbedder(
+                model_path,
+                name=self.name,
+                dimension=dimension,
+                threads=threads,
+                quantized=self.backend == "onnx-int8",
+            )
+            if self.backend.startswith("onnx")
             else None
         )
 
@@ -106,12 +117,21 @@ class SentenceTransformerEmbedder:
         not a loaded model), using ``threads`` CPU threads."""
         return SentenceTransformerEmbedder(
             self._path,
-            name=self.name,
+            name=self.base_name,
             dimension=self.dimension,
             device=self.device,
             backend=self.backend,
             threads=threads,
         )
+
+    @classmethod
+    def for_model(cls, model: str, *, threads: int | None = None) -> SentenceTransformerEmbedder:
+        """The embedder that asks an index built by ``model`` (its manifest's name): int8 for an
+        index built with "onnx-int8", else the default backend."""
+        if model.endswith(INT8):
+            return cls(name=model.removesuffix(INT8), backend="onnx-int8", threads=threads)
+        backend = encoder_backend()
+        return cls(name=model, backend="onnx" if backend == "onnx-int8" else backend, threads=threads)
 
     @property
     def model(self) -> Any:
@@ -226,6 +246,27 @@ def export_onnx(model_path: Path, out: Path) -> Path:
     return out
 
 
+def quantize_int8(model: Path, out: Path) -> Path:
+    """ONNX Runtime's dynamic quantization: int8 weights (per output channel), activations
+    quantized on the fly. On this project's 2 cores it encoded passages 2.0x and sentences 2.2x
+    faster; vectors within cosine 0.99 of the float model's (mean 0.994), and hybrid retrieval on
+    948 press-train/tune questions found the gold passage in the top 5 as often (97.8 vs 97.6%)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def advice(record: logging.LogRecord) -> bool:  # it suggests a pre-processing step we measured
+        return "pre-processing" not in record.getMessage()
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(str(model), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, out)
+    finally:
+        logging.getLogger().removeFilter(advice)
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 class OnnxEmbedder:
     """The packaged MiniLM through ONNX Runtime and the Rust tokenizer.
 
@@ -248,9 +289,12 @@ class OnnxEmbedder:
         dimension: int = 384,
         cache_dir: str | os.PathLike[str] | None = None,
         threads: int | None = None,
+        quantized: bool = False,
     ):
         self._path = Path(model_path) if model_path is not None else None
         self._cache = Path(cache_dir) if cache_dir is not None else None
+        self.quantized = quantized
+        """Run the int8 model (``quantize_int8``) instead of the float one."""
         self.name = name
         self.dimension = dimension
         self.threads = threads
@@ -270,7 +314,13 @@ class OnnxEmbedder:
         if not onnx_file.is_file():
             logger.info("exporting %s to ONNX at %s (once)", path, onnx_file)
             export_onnx(path, onnx_file)
-        return onnx_file
+        if not self.quantized:
+            return onnx_file
+        int8_file = out / "model-int8.onnx"
+        if not int8_file.is_file():
+            logger.info("quantizing %s to int8 at %s (once)", onnx_file, int8_file)
+            quantize_int8(onnx_file, int8_file)
+        return int8_file
 
     @property
     def session(self) -> Any:

@@ -166,3 +166,30 @@ def test_the_shipped_default_answers_the_seeds_questions(
     release = assistant.index.releases[a.citation.release_id]
     assert release.path.startswith("corpus/") and release.text[a.citation.start : a.citation.end] == a.text
     assert a.citation.title.startswith("ASEAN Member States Affirm")
+
+
+def test_an_int8_index_is_asked_with_the_int8_encoder(tmp_path: Path) -> None:
+    """`release-qa index --encoder onnx-int8`: the index records it, a later `index` without the
+    flag keeps it (no rebuild), `ask` encodes with it, and asking for the float encoder rebuilds."""
+    from qa.embedding import INT8
+    from qa.index import read_manifest
+
+    exe = [sys.executable, "-m", "app.cli"]
+    idx = tmp_path / "idx"
+
+    def run(*args: str) -> str:
+        return subprocess.run([*exe, *args], capture_output=True, text=True, check=True).stdout
+
+    assert "1 added" in run("index", str(SEED), "--index", str(idx), "-q", "--encoder", "onnx-int8")
+    assert read_manifest(idx).model.endswith(INT8)
+    assert "up to date" in run("index", str(SEED), "--index", str(idx), "-q")
+    a = Assistant.load(idx, reader="features")
+    assert a.embedder.name.endswith(INT8)
+    got = a.ask("Who chaired the AMCC?")
+    assert got.text is not None and "Yaacob Ibrahim" in (got.sentence or "")
+    out = json.loads(
+        run("ask", "Who chaired the AMCC?", "--index", str(idx), "--json", "--reader", "features")
+    )
+    assert "Yaacob Ibrahim" in out["answer"]["sentence"]
+    assert "rebuilt" in run("index", str(SEED), "--index", str(idx), "-q", "--encoder", "onnx")
+    assert not read_manifest(idx).model.endswith(INT8)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa import SentenceTransformerEmbedder, split_sentences
-from qa.embedding import OnnxEmbedder, encoder_backend
+from qa.embedding import DEFAULT_MODEL, INT8, OnnxEmbedder, encoder_backend
 from tests.conftest import SEED
 
 pytestmark = pytest.mark.model
@@ -56,7 +56,7 @@ def test_backend_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELEASE_QA_ENCODER", "torch")
     assert encoder_backend() == "torch" and SentenceTransformerEmbedder().backend == "torch"
     monkeypatch.setenv("RELEASE_QA_ENCODER", "tensorflow")
-    with pytest.raises(ValueError, match="RELEASE_QA_ENCODER must be one of onnx, torch"):
+    with pytest.raises(ValueError, match="RELEASE_QA_ENCODER must be one of onnx, onnx-int8, torch"):
         encoder_backend()
 
 
@@ -68,3 +68,28 @@ def test_batches_cover_every_text_within_the_token_budget() -> None:
     for a, b in batches:
         assert b - a <= 4
         assert b - a == 1 or (b - a) * lengths[b - 1] <= e.batch_tokens
+
+
+def test_the_int8_encoder_is_close_and_named_apart(onnx: OnnxEmbedder, texts: list[str]) -> None:
+    """int8 weights: vectors close to the float model's but not equal, so indexes record it."""
+    int8 = SentenceTransformerEmbedder(backend="onnx-int8")
+    assert int8.name == onnx.name + INT8 and int8.fresh(threads=1).name == int8.name
+    assert int8._onnx is not None and int8._onnx.onnx_path().name == "model-int8.onnx"
+    a, b = onnx.encode(texts), int8.encode(texts)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.95 and cos.mean() >= 0.98 and cos.min() < 0.99999, cos
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    # the same text's nearest neighbour among the others is mostly the same
+    sims_a, sims_b = a[:24] @ a[:24].T, b[:24] @ b[:24].T
+    np.fill_diagonal(sims_a, -1)
+    np.fill_diagonal(sims_b, -1)
+    assert (sims_a.argmax(1) == sims_b.argmax(1)).mean() >= 0.8
+
+
+def test_an_embedder_for_the_model_an_index_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELEASE_QA_ENCODER", raising=False)
+    e = SentenceTransformerEmbedder.for_model(DEFAULT_MODEL + INT8)
+    assert (e.backend, e.name) == ("onnx-int8", DEFAULT_MODEL + INT8)
+    assert SentenceTransformerEmbedder.for_model(DEFAULT_MODEL).backend == "onnx"
+    monkeypatch.setenv("RELEASE_QA_ENCODER", "onnx-int8")  # never int8 for a float index
+    assert SentenceTransformerEmbedder.for_model(DEFAULT_MODEL).name == DEFAULT_MODEL

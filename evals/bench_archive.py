@@ -1,0 +1,148 @@
+"""The build of the whole real archive, against the bare encoder on the same texts (issue 15).
+
+    python -m evals.bench_archive --out evals/reports/bench
+    python -m evals.bench_archive --sample 500 --out /tmp/quick   # a seeded sample of wh-briefings
+    python -m evals.bench_archive --encoder onnx                  # the float encoder (default int8)
+
+Runs ``update_index`` (what ``release-qa index`` runs) over ``corpus/`` + ``us-gov-cyber/`` +
+``wh-briefings/`` into a fresh folder and times it. Then encodes a seeded share of the very
+passages and sentences the build embedded with the bare encoder (the same ``Embedder.encode``
+the build calls, nothing else around it) and scales that time to all of them: the throughput
+ratio is the bare encoder's estimated time over the build's. The report says how loaded the
+machine was: the ratio holds under load, the wall time does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from qa.assistant import update_index
+from qa.embedding import SentenceTransformerEmbedder
+from qa.index import Index
+from qa.text import passage_embedding_text
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "corpus"
+SOURCES = (ROOT / "corpus", SHARED / "us-gov-cyber", SHARED / "wh-briefings")
+
+
+def sources(sample: int | None, seed: int, work: Path) -> list[Path]:
+    """The three folders, or with ``sample`` the first two and a seeded sample of the archive."""
+    if sample is None:
+        return list(SOURCES)
+    archive = SOURCES[2]
+    names = sorted(p.name for p in archive.glob("*.md"))
+    into = work / "wh-sample"
+    into.mkdir(parents=True)
+    for name in random.Random(seed).sample(names, sample):
+        shutil.copyfile(archive / name, into / name)
+    return [*SOURCES[:2], into]
+
+
+def bare_encoder(index: Index, emb: SentenceTransformerEmbedder, share: float, seed: int) -> dict[str, Any]:
+    """Seconds the bare encoder takes for all the index's passages and sentences, estimated
+    from a seeded ``share`` of them (encoded as the build encodes them)."""
+    rng = random.Random(seed)
+    passages = list(index.passages.values())
+    sentences = list(index.sentences.values())
+    ps = rng.sample(passages, max(1, round(share * len(passages))))
+    ss = rng.sample(sentences, max(1, round(share * len(sentences))))
+    texts = [passage_embedding_text(index.releases[p.release_id], p) for p in ps]
+    t0 = time.perf_counter()
+    emb.encode(texts)
+    tp = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    emb.encode([s.text for s in ss])
+    ts = time.perf_counter() - t0
+    return {
+        "share": share,
+        "passages_sampled": len(ps),
+        "sentences_sampled": len(ss),
+        "passages_s": tp * len(passages) / len(ps),
+        "sentences_s": ts * len(sentences) / len(ss),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sample", type=int, default=None, help="a seeded sample of wh-briefings (default: all)")
+    ap.add_argument("--seed", type=int, default=15)
+    ap.add_argument("--share", type=float, default=0.1, help="share of the texts the bare encoder times")
+    ap.add_argument(
+        "--index", type=Path, default=None, help="build here and keep it (default: a temp folder)"
+    )
+    ap.add_argument("--out", type=Path, default=Path("evals/reports/bench"))
+    ap.add_argument("--note", default="", help="what else ran on the machine, for the report")
+    ap.add_argument("--encoder", choices=("onnx", "onnx-int8"), default="onnx-int8")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+    try:
+        srcs = sources(args.sample, args.seed, work)
+        root = args.index if args.index is not None else work / "index"
+        if root.exists():
+            raise SystemExit(f"{root} exists: the bench times a build from nothing")
+        emb = SentenceTransformerEmbedder(backend=args.encoder)
+        emb.encode(["warm up"])  # the model's load and ONNX export are not the build's
+        load_before = os.getloadavg()
+        t0 = time.perf_counter()
+        built = update_index(root, srcs, embedder=emb, progress=True)
+        build_s = time.perf_counter() - t0
+        load_after_build = os.getloadavg()
+        index = Index.load(root, emb)
+        bare = bare_encoder(index, emb, args.share, args.seed)
+        bare_s = bare["passages_s"] + bare["sentences_s"]
+        report = {
+            "sources": [str(s) for s in SOURCES]
+            + ([f"sample {args.sample} seed {args.seed}"] if args.sample else []),
+            "encoder": f"{emb.name} ({emb.backend})",
+            "releases": built.releases,
+            "skipped": len(built.skipped),
+            "passages": built.passages,
+            "sentences": built.sentences,
+            "build_s": build_s,
+            "passages_per_s": built.passages / build_s,
+            "sentences_per_s": built.sentences / build_s,
+            "bare_encoder": bare,
+            "bare_encoder_s": bare_s,
+            "ratio": bare_s / build_s,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after_build": load_after_build,
+            "note": args.note,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench-archive.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    r = report
+    lines = [
+        f"# The real archive built: {r['releases']} releases ({r['skipped']} skipped), "
+        f"{r['passages']:,} passages, {r['sentences']:,} sentences",
+        "",
+        f"Encoder {r['encoder']}, {r['cpus']} CPUs, load average before {r['load_before'][0]:.1f}, "
+        f"after the build {r['load_after_build'][0]:.1f}. {r['note']}",
+        "",
+        "| build wall time | passages/s | sentences/s | bare encoder, same texts (from a "
+        f"{r['bare_encoder']['share']:.0%} sample) | build throughput / bare encoder's | peak RSS |",
+        "|---|---|---|---|---|---|",
+        f"| {r['build_s'] / 60:.1f} min | {r['passages_per_s']:.1f} | {r['sentences_per_s']:.1f} | "
+        f"{r['bare_encoder_s'] / 60:.1f} min (passages {r['bare_encoder']['passages_s'] / 60:.1f}, "
+        f"sentences {r['bare_encoder']['sentences_s'] / 60:.1f}) | {r['ratio']:.2f}x | "
+        f"{r['peak_rss_mb']:.0f} MB |",
+    ]
+    (args.out / "bench-archive.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
