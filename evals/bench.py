@@ -75,6 +75,15 @@ def export_passages(index_path: Path, cache: Path = CACHE) -> tuple[Path, Path]:
     return texts, vecs
 
 
+def real_questions(n: int) -> list[str]:
+    """A seeded sample of press-train's questions (asked of wh-briefings releases; not a set
+    anything is reported on), follow-ups left out."""
+    path = Path(__file__).resolve().parent / "datasets" / "press-train.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    qs = [r["question"] for r in rows if not r.get("followup_of")]
+    return random.Random(15).sample(qs, min(n, len(qs)))
+
+
 def build_bench(n_releases: int, rounds: int, work: Path) -> dict[str, Any]:
     """The whole index build (both backends, interleaved) against the raw encoder, same texts."""
     files = sorted(str(p) for p in US_GOV.glob("*.md"))
@@ -186,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke run)")
     p.add_argument("--sizes", help="comma-separated passage counts (default 1000,10000,100000)")
     p.add_argument("--no-peers", action="store_true", help="skip txtai and Haystack (bm25s stays)")
+    p.add_argument(
+        "--real",
+        type=Path,
+        help="an index of the real archive (evals/bench_archive.py builds one): every system asked "
+        "press-train questions over it, beside the synthetic sizes",
+    )
+    p.add_argument("--real-only", action="store_true", help="with --real: skip the synthetic sizes")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx"):
@@ -212,6 +228,21 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     t0 = time.perf_counter()
+    peers = ("bm25s",) if args.no_peers else PEERS
+    if args.real is not None:
+        real_q = real_questions(n_questions)
+        add_real = {"title": "A new statement on the archive", "text": real_q[0], "question": real_q[0]}
+        logger.warning("the real archive: %s", args.real)
+        report["real"] = query_bench(
+            {"real archive": args.real}, real_q, rounds, peers, out / "logs", add_real, peers_embed=False
+        )
+        report["real_questions"] = {"n": len(real_q), "sample": real_q[:6]}
+        built = out / "bench-archive.json"  # the build in the same `make bench` run
+        if built.is_file():
+            report["real_build"] = json.loads(built.read_text(encoding="utf-8"))
+    if args.real_only:
+        report["questions"] = report.get("real_questions", {"n": 0, "sample": []})
+        return _write(report, out, t0)
     emb = SentenceTransformerEmbedder()
     base_path, base_info = base_index(emb, 1000)
     report["base_build"] = {k: v for k, v in base_info.items() if k not in ("squad_questions",)}
@@ -235,10 +266,13 @@ def main(argv: list[str] | None = None) -> int:
         "text": extra.context,
         "question": extra.questions[0] if extra.questions else extra.title,
     }
-    peers = ("bm25s",) if args.no_peers else PEERS
     report["queries"] = query_bench(
         paths, questions, rounds, peers, out / "logs", add_doc, peers_embed=not quick
     )
+    return _write(report, out, t0)
+
+
+def _write(report: dict[str, Any], out: Path, t0: float) -> int:
     report["machine"]["load_after"] = _load()
     report["seconds"] = time.perf_counter() - t0
     (out / "bench.json").write_text(json.dumps(report, indent=2), encoding="utf-8")

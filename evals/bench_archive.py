@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument(
         "--index", type=Path, default=None, help="build here and keep it (default: a temp folder)"
     )
+    ap.add_argument("--replace", action="store_true", help="delete an index already at --index first")
     ap.add_argument("--out", type=Path, default=Path("evals/reports/bench"))
     ap.add_argument("--note", default="", help="what else ran on the machine, for the report")
     ap.add_argument("--encoder", choices=("onnx", "onnx-int8"), default="onnx-int8")
@@ -88,8 +89,9 @@ def main() -> None:
     try:
         srcs = sources(args.sample, args.seed, work)
         root = args.index if args.index is not None else work / "index"
-        if root.exists():
-            raise SystemExit(f"{root} exists: the bench times a build from nothing")
+        if root.exists() and not args.replace:
+            raise SystemExit(f"{root} exists: the bench times a build from nothing (--replace deletes it)")
+        shutil.rmtree(root, ignore_errors=True)
         emb = SentenceTransformerEmbedder(backend=args.encoder)
         emb.encode(["warm up"])  # the model's load and ONNX export are not the build's
         load_before = os.getloadavg()

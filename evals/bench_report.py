@@ -318,6 +318,38 @@ def adds(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def real(r: dict[str, Any]) -> list[str]:
+    """The real archive: its build (evals/bench_archive.py, same run) and every system over it."""
+    if not r.get("real"):
+        return []
+    sub = {"queries": r["real"], "questions": r.get("real_questions", r["questions"])}
+    out = ["## The real archive", ""]
+    b = r.get("real_build")
+    if b:
+        out += [
+            f"Built by `release-qa index` (`evals/bench_archive.py`, encoder {b['encoder']}): "
+            f"{b['releases']:,} releases, {b['passages']:,} passages, {b['sentences']:,} sentences in "
+            f"{b['build_s'] / 60:.1f} min ({b['passages_per_s']:.1f} passages/s); the bare encoder on the "
+            f"same texts {b['bare_encoder_s'] / 60:.1f} min: build throughput {b['ratio']:.2f}x the bare "
+            f"encoder's. Load average {b['load_before'][0]:.1f} before the build. {b.get('note', '')}",
+            "",
+        ]
+    out += [
+        f"Questions: {sub['questions']['n']} press-train questions (wh-briefings releases), top 10. "
+        "The peers search our passage vectors with the float model's question vectors.",
+        "",
+        *queries(sub),
+        "",
+        *stages(sub),
+        "",
+        *cold(sub),
+        "",
+        *adds(sub),
+        "",
+    ]
+    return out
+
+
 def render(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
@@ -336,6 +368,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         *targets(r),
         "",
+        *real(r),
         "## Query latency beside the peers",
         "",
         "Same passages (title + passage text, as our dense index embeds them), same questions (press-dev "

@@ -79,6 +79,9 @@ logger = logging.getLogger(__name__)
 
 SYNC_BATCH = 64
 """Releases a checkpointed sync adds between two looks at the clock."""
+SAVE_SHARE_INVERSE = 20
+"""A checkpointed sync waits at least this many times its last save's duration before the next
+save (a save of the whole archive's index took ~25 s: every 8 minutes, not every 5)."""
 REBUILD_LEXICAL = 0.05
 
 
@@ -446,6 +449,7 @@ class Index:
 
             bar = tqdm(total=len(new), desc="indexing", unit="release")
         added, done, last = 0, 0, time.monotonic()
+        interval = checkpoint_seconds
         part: list[PreparedRelease] = []
         for item in stream:
             part.append(item)
@@ -456,9 +460,12 @@ class Index:
             if bar is not None:
                 bar.update(len(part))
             part = []
-            if done < len(new) and time.monotonic() - last >= checkpoint_seconds:
+            if done < len(new) and time.monotonic() - last >= interval:
+                t = time.monotonic()
                 checkpoint()
                 last = time.monotonic()
+                # a save grows with the index (BM25 is rebuilt in it): keep saves to ~5% of the build
+                interval = max(checkpoint_seconds, SAVE_SHARE_INVERSE * (last - t))
         if part:  # a preparer that yielded more than asked: inserted all the same
             added += len(self.add_prepared(part))
         if bar is not None:

@@ -8,6 +8,7 @@ processes as plain JSON and float32 bytes.
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,44 @@ class BuildWorkers(Protocol):
     ) -> Preparer: ...
 
 
+class VectorMemo:
+    """The vectors of the last ``size`` distinct sentences a build encoded: a real archive repeats
+    lines ("###", signature blocks, "THE WHITE HOUSE,"; about 1 sentence in 10), which are then
+    encoded once."""
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._rows: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def get(self, text: str) -> np.ndarray | None:
+        row = self._rows.get(text)
+        if row is not None:
+            self._rows.move_to_end(text)
+        return row
+
+    def put(self, text: str, row: np.ndarray) -> None:
+        self._rows[text] = row
+        self._rows.move_to_end(text)
+        while len(self._rows) > self.size:
+            self._rows.popitem(last=False)
+
+
+def encode_distinct(
+    embedder: Embedder, texts: Sequence[str], memo: VectorMemo | None = None, *, progress: bool = False
+) -> np.ndarray:
+    """``embedder.encode(texts)``, each distinct text encoded once (and none ``memo`` holds)."""
+    known = {t: v for t in dict.fromkeys(texts) if memo is not None and (v := memo.get(t)) is not None}
+    todo = [t for t in dict.fromkeys(texts) if t not in known]
+    got = dict(zip(todo, embedder.encode(todo, progress=progress), strict=True)) if todo else {}
+    if memo is not None:
+        for t, v in got.items():
+            memo.put(t, v)
+    got.update(known)
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    return np.ascontiguousarray(np.stack([got[t] for t in texts]), dtype=np.float32)
+
+
 def prepare_releases(
     releases: Sequence[Release],
     embedder: Embedder,
@@ -63,6 +102,7 @@ def prepare_releases(
     *,
     annotate: bool = False,
     progress: bool = False,
+    memo: VectorMemo | None = None,
 ) -> list[PreparedRelease]:
     """Chunk and encode ``releases``, and with ``annotate`` (and ``settings.annotator`` set)
     annotate their sentences now rather than when an answerer first asks for them.
@@ -86,7 +126,7 @@ def prepare_releases(
     by_id = {r.id: r for r in releases}
     texts = [passage_embedding_text(by_id[p.release_id], p) for p in passages]
     pvec = embedder.encode(texts, progress=progress)
-    svec = embedder.encode([s.text for s in sentences], progress=progress)
+    svec = encode_distinct(embedder, [s.text for s in sentences], memo, progress=progress)
     anns = (
         [a.to_json() for a in annotate_batch([s.text for s in sentences])]
         if annotate and settings.annotator is not None and sentences
@@ -121,9 +161,12 @@ def prepare_locally(
     caller that saves between batches loses at most one batch when killed."""
 
     def prepare(releases: Sequence[Release]) -> Iterator[PreparedRelease]:
+        memo = VectorMemo()
         for lo in range(0, len(releases), batch):
             part = releases[lo : lo + batch]
-            yield from prepare_releases(part, embedder, settings, annotate=annotate, progress=progress)
+            yield from prepare_releases(
+                part, embedder, settings, annotate=annotate, progress=progress, memo=memo
+            )
 
     return prepare
 

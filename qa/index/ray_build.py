@@ -27,7 +27,7 @@ import ray
 import ray.data
 
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.index.prepare import PreparedRelease, Preparer, from_row, prepare_releases, to_row
+from qa.index.prepare import PreparedRelease, Preparer, VectorMemo, from_row, prepare_releases, to_row
 from qa.ingest.chunking import ChunkerSettings
 from qa.ingest.releases import FileRead, Skipped, read_path
 from qa.serialize import release_from_dict, release_to_dict
@@ -53,12 +53,15 @@ class _PrepareStage:
         self.embedder = embedder
         self.settings = settings
         self.annotate = annotate
+        self.memo = VectorMemo()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         releases = [release_from_dict(json.loads(x)) for x in batch["release"]]
         rows = [
             to_row(p)
-            for p in prepare_releases(releases, self.embedder, self.settings, annotate=self.annotate)
+            for p in prepare_releases(
+                releases, self.embedder, self.settings, annotate=self.annotate, memo=self.memo
+            )
         ]
         return {key: [r[key] for r in rows] for key in rows[0]} if rows else {}
 

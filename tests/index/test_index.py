@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -232,3 +233,38 @@ def test_a_killed_build_resumes_from_its_last_save(tmp_path: Path) -> None:
     assert len(Index.load(idx).releases) == n
     # only the releases the killed build had not saved were embedded again (a passage and a sentence each)
     assert Counts.texts == 2 * (n - len(saved.releases))
+
+
+def test_a_long_build_saves_less_often_as_its_saves_grow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saves wait at least SAVE_SHARE_INVERSE times the last save's duration (a clock that
+    advances 0.1 s a save and 0.1 s a batch: with 0 s asked, a save every ~20 batches, not every one)."""
+    import qa.index.model as model
+    from qa import HashingEmbedder, make_release
+
+    class Clock:
+        now = 0.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(model, "time", clock)
+    monkeypatch.setattr(model, "SYNC_BATCH", 1)
+    emb = HashingEmbedder(32)
+    index = Index.empty(emb, ChunkerSettings(annotator=None))
+    saves: list[int] = []
+
+    def save() -> None:
+        saves.append(len(index.releases))
+        clock.now += 0.1
+
+    def prepare(releases):  # type: ignore[no-untyped-def]
+        for p in model.prepare_locally(emb, index.chunker, batch=1)(releases):
+            clock.now += 0.1
+            yield p
+
+    rels = [make_release(f"Release {i} met in city {i}.", path=f"r{i}.md") for i in range(60)]
+    index.sync(rels, emb, checkpoint=save, checkpoint_seconds=0.0, prepare=prepare)
+    assert len(index.releases) == 60
+    assert saves[0] == 1 and 2 <= len(saves) <= 4  # after the first batch, then ~every 20
+    assert all(b - a >= 19 for a, b in itertools.pairwise(saves))

@@ -90,3 +90,27 @@ def test_an_index_without_annotator_reads_empty_annotations() -> None:
     index.add(corpus()[:1], emb)
     sents = list(index.sentences.values())
     assert index.annotations_of(sents) == [EMPTY] * len(sents)
+
+
+def test_each_distinct_text_is_encoded_once() -> None:
+    """Recurring lines ("###", signatures) cost one encoding, in a call and across a build's calls."""
+    from qa.index.prepare import VectorMemo, encode_distinct
+
+    seen: list[str] = []
+
+    class Counting(HashingEmbedder):
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            seen.extend(texts)
+            return super().encode(texts, **kw)
+
+    emb = Counting(64)
+    texts = ["###", "Talks went well.", "###", "JOSEPH R. BIDEN JR.", "###", "Talks went well."]
+    memo = VectorMemo(size=2)
+    got = encode_distinct(emb, texts, memo)
+    np.testing.assert_allclose(got, HashingEmbedder(64).encode(texts), atol=1e-6)
+    assert sorted(seen) == sorted(set(texts))
+    seen.clear()
+    again = encode_distinct(emb, ["###", "JOSEPH R. BIDEN JR.", "New line."], memo)
+    assert seen == ["###", "New line."]  # the memo kept the last 2 distinct texts
+    np.testing.assert_allclose(again[1], got[3], atol=1e-6)
+    assert encode_distinct(emb, [], memo).shape == (0, 64)

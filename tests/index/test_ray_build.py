@@ -177,6 +177,7 @@ def test_a_stopped_ray_build_resumes_from_its_last_save(
     import qa.index.model
 
     monkeypatch.setattr(qa.index.model, "SYNC_BATCH", 4)
+    monkeypatch.setattr(qa.index.model, "SAVE_SHARE_INVERSE", 0)  # a save after every batch
     corpus = tmp_path / "corpus"
     write_corpus(corpus, 11)  # 12 releases with the JSONL line
 
