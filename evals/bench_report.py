@@ -303,7 +303,7 @@ def ivf(r: dict[str, Any]) -> list[str]:
 
 def adds(r: dict[str, Any]) -> list[str]:
     out = [
-        "| size | first add s (loads spaCy) | next add (chunk, embed, annotate, insert) s "
+        "| size | first add s | next add (chunk, embed, insert) s "
         "| ask right after s | save a full snapshot s | found |",
         "|---|---|---|---|---|---|",
     ]
@@ -369,6 +369,10 @@ def render(r: dict[str, Any]) -> str:
         *targets(r),
         "",
         *real(r),
+    ]
+    if not r.get("queries"):  # `--real-only`: the real archive alone
+        return "\n".join(lines)
+    lines += [
         "## Query latency beside the peers",
         "",
         "Same passages (title + passage text, as our dense index embeds them), same questions (press-dev "

@@ -87,7 +87,7 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
         return out
 
     def add(cmd: dict[str, Any]) -> dict[str, Any]:
-        """Two releases one after the other: the first also loads the annotator (spaCy)."""
+        """Two releases one after the other (the first used to load spaCy; the build no longer parses)."""
         first = make_release(
             f"{cmd['text']}\n\nIssued again for the record.",
             title=f"{cmd['title']} (first)",
