@@ -117,7 +117,6 @@ class Index:
         annotations: dict[int, str] | None = None,
         store: Store | None = None,
         compress: bool = False,
-        annotate: bool = False,
     ):
         self.model = model
         self.dimension = dimension
@@ -131,7 +130,7 @@ class Index:
         )
         """Vectors kept as IVF-PQ codes (``to_ivfpq``) from ``PQ_MIN`` of them on: for archives
         whose float vectors do not fit in RAM; a build then holds at most ``PQ_TRAIN`` floats."""
-        self.annotate = annotate
+        self.annotate = False
         """Annotate new sentences while building (spaCy: about half the encoder's time) instead of
         when an answerer first reads them (``annotations_of``); either gives the same annotations."""
         self.recall: dict[str, float] = {}

@@ -83,8 +83,9 @@ def encode_distinct(
     embedder: Embedder, texts: Sequence[str], memo: VectorMemo | None = None, *, progress: bool = False
 ) -> np.ndarray:
     """``embedder.encode(texts)``, each distinct text encoded once (and none ``memo`` holds)."""
-    known = {t: v for t in dict.fromkeys(texts) if memo is not None and (v := memo.get(t)) is not None}
-    todo = [t for t in dict.fromkeys(texts) if t not in known]
+    distinct = list(dict.fromkeys(texts))
+    known = {t: v for t in distinct if memo is not None and (v := memo.get(t)) is not None}
+    todo = [t for t in distinct if t not in known]
     got = dict(zip(todo, embedder.encode(todo, progress=progress), strict=True)) if todo else {}
     if memo is not None:
         for t, v in got.items():
