@@ -226,6 +226,7 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         groups_per_batch=args.groups_per_batch,
+        precision=args.precision,
     )
     meta = train(cfg, resume=args.resume)
     print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
@@ -446,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=17)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: bfloat16 autocast (several times faster on a CPU with AMX or on a GPU)",
+    )
     p.set_defaults(func=cmd_train_open_reader)
 
     p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")

@@ -33,6 +33,9 @@ from qa.training.reader import ReaderTrainConfig, SquadExample, evaluate_reader,
 log = logging.getLogger(__name__)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True, slots=True)
 class SharedNormConfig:
     train: str
@@ -63,8 +66,13 @@ class SharedNormConfig:
     dev_questions: int = 300
     seed: int = 17
     threads: int | None = None
+    precision: str = "fp32"
+    """"bf16": the forward and backward in bfloat16 autocast (weights, optimiser and loss stay
+    float32); on a CPU with AMX (Sapphire Rapids and later) or a GPU it trains several times faster."""
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.no_answer_share < 1.0:
             raise ValueError(f"no_answer_share must be in [0, 1), got {self.no_answer_share!r}")
         if self.groups_per_batch < 1 or self.negatives_per_group < 0:
@@ -382,7 +390,15 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
                 train=cfg.train, dev=cfg.dev, out=cfg.out, max_length=cfg.max_length, stride=cfg.stride
             )
             scores = evaluate_reader(model, tokenizer, dev, rc)
-        history.append({"windows": state["windows"], "groups": state["groups"], "loss": loss_avg, **scores})
+        history.append(
+            {
+                "windows": state["windows"],
+                "groups": state["groups"],
+                "loss": loss_avg,
+                "precision": cfg.precision,
+                **scores,
+            }
+        )
         log.info("checkpoint at %d windows: loss %.3f %s", state["windows"], loss_avg, scores)
         _save(model, tokenizer, opt, out, meta(done))
 
@@ -400,8 +416,9 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             pg["lr"] = lr
         batch = collate(wins, pad_id)
         valid = batch.pop("valid").to(device)
-        o = model(**{k: v.to(device) for k, v in batch.items()})
-        loss = group_loss(o.start_logits, o.end_logits, valid, groups, wins)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            o = model(**{k: v.to(device) for k, v in batch.items()})
+        loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

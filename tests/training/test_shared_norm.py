@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from qa.embedding import packaged_model_path
@@ -87,7 +90,8 @@ def test_the_loss_is_one_softmax_over_all_windows() -> None:
     assert torch.allclose(loss, expect, atol=1e-5)
 
 
-def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
+def _tiny_run(tmp_path: Path) -> dict[str, Any]:
+    """Settings of a tiny run over synthetic questions, each with three mined negatives."""
     paragraphs, mined = [], []
     for i, (town, name) in enumerate(TOWNS):
         ctx = f"The {town} summit of 20{10 + i} was chaired by Minister {name}."
@@ -110,7 +114,7 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
     negs = tmp_path / "neg.jsonl"
     negs.write_text("".join(m.to_json() + "\n" for m in mined))
     base = packaged_model_path()
-    common = dict(
+    common: dict[str, Any] = dict(
         train=str(data),
         negatives=str(negs),
         base=str(base),
@@ -120,6 +124,11 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
         threads=1,
         no_answer_share=0.3,
     )
+    return common
+
+
+def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
+    common = _tiny_run(tmp_path)
     first = train(
         SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, stop_after_windows=6, **common)
     )
@@ -134,6 +143,32 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
 
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(abs(a[k] - b[k]).max() < 1e-5 for k in a)
+
+
+def test_a_bf16_run_learns_in_float32_weights(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    common = _tiny_run(tmp_path)
+    meta = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=12, precision="bf16", **common))
+    assert meta["done"] and meta["history"][-1]["precision"] == "bf16"
+    assert math.isfinite(meta["history"][-1]["loss"])
+    after = load_file(tmp_path / "a" / "model.safetensors")
+    before = load_file(Path(common["base"]) / "model.safetensors")
+    assert all(v.dtype == np.float32 for v in after.values())
+    # the encoder's weights moved: the optimiser stepped on gradients computed in bfloat16
+    shared = [k for k in before if f"bert.{k}" in after and before[k].dtype == np.float32]
+    assert len(shared) > 90
+    assert any(abs(after[f"bert.{k}"] - before[k]).max() > 0 for k in shared)
+    # and in bfloat16: the same run in float32 ends near, not at, the same weights
+    train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=12, **common))
+    fp32 = load_file(tmp_path / "b" / "model.safetensors")
+    gaps = [float(abs(after[k] - fp32[k]).max()) for k in after]
+    assert 0 < max(gaps) < 0.05
+
+
+def test_an_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="'fp16'"):
+        _cfg(precision="fp16")
 
 
 def test_press_rows_get_their_gold_passage_and_negatives(tmp_path: Path) -> None:
