@@ -461,7 +461,7 @@ White House archive; unanswerable ones target "no answer") are interleaved, one 
   (`release-qa mine-negatives`); press-train with its passages (`release-qa mine-press`).
 - Seen: {windows:,} windows in {groups:,} groups ({squad:,} SQuAD, {press:,} press), {steps:,}
   steps of {gpb} groups; schedule over {target:,} windows (lr {lr}, linear warm-up and decay).
-- Trained on: {device}, {minutes:.0f} minutes; {state}.
+- Trained on: {device} ({precision}), {minutes:.0f} minutes; {state}.
 - Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`).
 
 Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
@@ -470,6 +470,16 @@ Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 |---|---|---|---|
 {curve}
 """
+
+
+def _precision_story(history: Sequence[dict[str, Any]]) -> str:
+    """ "fp32", or where the run changed precision: "fp32, bf16 from 16,409 windows"."""
+    parts: list[str] = []
+    for h in history:
+        p = h.get("precision", "fp32")  # rows before the setting existed were float32
+        if not parts or not parts[-1].startswith(p):
+            parts.append(p if not parts else f"{p} from {h['windows']:,} windows")
+    return ", ".join(parts) or "fp32"
 
 
 def open_reader_card(meta: dict[str, Any]) -> str:
@@ -497,6 +507,7 @@ def open_reader_card(meta: dict[str, Any]) -> str:
         target=cfg["target_windows"],
         lr=cfg["lr"],
         device=meta["device"],
+        precision=_precision_story(meta["history"]),
         minutes=meta["seconds"] / 60,
         state="done" if meta["done"] else "in progress (a checkpoint of a longer run)",
         curve="\n".join(curve) or "| – | – | – | – |",

@@ -269,3 +269,16 @@ def test_an_exported_open_reader_has_a_card_with_both_stages(tmp_path: Path) -> 
     card = (export_reader(tmp_path / "ck", tmp_path / "shipped") / "README.md").read_text()
     assert "Stage 2: open-corpus answering" in card and "windows in" in card
     assert (tmp_path / "shipped" / "model.safetensors").is_file()
+
+
+def test_the_card_says_where_a_run_changed_precision() -> None:
+    from qa.training.shared_norm import _precision_story
+
+    rows = [
+        {"windows": 2_000},
+        {"windows": 4_000, "precision": "fp32"},
+        {"windows": 16_409, "precision": "bf16"},
+    ]
+    assert _precision_story(rows) == "fp32, bf16 from 16,409 windows"
+    assert _precision_story(rows[:2]) == "fp32"
+    assert _precision_story([]) == "fp32"
