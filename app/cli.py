@@ -449,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=("fp32", "bf16"),  # qa.training.shared_norm.PRECISIONS, not imported: the parser stays light
         default="fp32",
         help="bf16: bfloat16 autocast (1.4x a step on AMX CPU cores; more on a GPU)",
     )

@@ -475,10 +475,12 @@ Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 def _precision_story(history: Sequence[dict[str, Any]]) -> str:
     """ "fp32", or where the run changed precision: "fp32, bf16 from 16,409 windows"."""
     parts: list[str] = []
+    last: str | None = None
     for h in history:
         p = h.get("precision", "fp32")  # rows before the setting existed were float32
-        if not parts or not parts[-1].startswith(p):
-            parts.append(p if not parts else f"{p} from {h['windows']:,} windows")
+        if p != last:
+            parts.append(p if last is None else f"{p} from {h['windows']:,} windows")
+            last = p
     return ", ".join(parts) or "fp32"
 
 
