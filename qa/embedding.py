@@ -8,6 +8,7 @@ vectors, so it has a name of its own (``INT8``) and an index built with it is as
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import logging
@@ -100,6 +101,7 @@ class SentenceTransformerEmbedder:
         self.threads = threads
         """CPU threads the model may use (None: the runtime's default, every core)."""
         self._model: Any = None
+        self._counter: Any = None
         self._onnx = (
             OnnxEmbedder(
                 model_path,
@@ -162,8 +164,11 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if self._onnx is not None:
             return self._onnx.count_tokens(texts)
-        tok = self.model.tokenizer
-        enc = tok(list(texts), add_special_tokens=False, truncation=False, verbose=False)
+        if self._counter is None:
+            # its own copy: a build counts tokens in one thread while another encodes, and a fast
+            # tokenizer's truncation settings are state that concurrent calls trip over
+            self._counter = copy.deepcopy(self.model.tokenizer)
+        enc = self._counter(list(texts), add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in enc["input_ids"]]
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:

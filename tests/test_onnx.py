@@ -93,3 +93,19 @@ def test_an_embedder_for_the_model_an_index_names(monkeypatch: pytest.MonkeyPatc
     assert SentenceTransformerEmbedder.for_model(DEFAULT_MODEL).backend == "onnx"
     monkeypatch.setenv("RELEASE_QA_ENCODER", "onnx-int8")  # never int8 for a float index
     assert SentenceTransformerEmbedder.for_model(DEFAULT_MODEL).name == DEFAULT_MODEL
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_counting_in_one_thread_while_encoding_in_another(backend: str, texts: list[str]) -> None:
+    """What a build does (the next batch chunked while this one is encoded): both succeed and
+    give what they give alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    emb = SentenceTransformerEmbedder(backend=backend)
+    alone_counts, alone_vecs = emb.count_tokens(texts), emb.encode(texts)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = [pool.submit(emb.count_tokens, texts) for _ in range(20)]
+        vecs = [pool.submit(emb.encode, texts) for _ in range(3)]
+        assert all(c.result() == alone_counts for c in counts)
+        for v in vecs:  # the same batches as alone (int8 vectors depend on a batch's neighbours)
+            np.testing.assert_allclose(v.result(), alone_vecs, atol=1e-5)

@@ -114,3 +114,52 @@ def test_each_distinct_text_is_encoded_once() -> None:
     assert seen == ["###", "New line."]  # the memo kept the last 2 distinct texts
     np.testing.assert_allclose(again[1], got[3], atol=1e-6)
     assert encode_distinct(emb, [], memo).shape == (0, 64)
+
+
+def test_the_next_batch_is_chunked_while_this_one_is_encoded() -> None:
+    """The text work of batch 2 runs in another thread while batch 1 is in the encoder; the
+    result is what preparing each batch on its own gives."""
+    import threading
+
+    counted_second = threading.Event()
+
+    class Watching(HashingEmbedder):
+        def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+            if any("note 2" in t for t in texts):
+                counted_second.set()
+            return super().count_tokens(texts)
+
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            if any("note 0" in t for t in texts):  # batch 1 waits until batch 2 is being chunked
+                assert counted_second.wait(10), "batch 2 was not chunked while batch 1 was encoded"
+            return super().encode(texts, **kw)
+
+    emb = Watching(64)
+    got = list(prepare_locally(emb, SETTINGS, batch=2)(corpus()))
+    plain = HashingEmbedder(64)
+    want = [p for lo in (0, 2, 4) for p in prepare_releases(corpus()[lo : lo + 2], plain, SETTINGS)]
+    assert [p.release for p in got] == [p.release for p in want]
+    assert [p.passages for p in got] == [p.passages for p in want]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-6)
+        np.testing.assert_allclose(a.passage_vectors, b.passage_vectors, atol=1e-6)
+
+
+def test_a_chunking_failure_reaches_the_caller_and_a_stream_stopped_early_ends() -> None:
+    class Failing(HashingEmbedder):
+        def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+            if any("note 3" in t for t in texts):
+                raise ValueError("cannot count note 3")
+            return super().count_tokens(texts)
+
+    stream = iter(prepare_locally(Failing(64), SETTINGS, batch=2)(corpus()))
+    assert [next(stream).release.title for _ in range(2)] == ["Note 0", "Note 1"]
+    try:
+        list(stream)
+    except ValueError as e:
+        assert "note 3" in str(e)
+    else:
+        raise AssertionError("the failure in the chunking thread was lost")
+    early = iter(prepare_locally(HashingEmbedder(64), SETTINGS, batch=1)(corpus()))
+    assert next(early).release.title == "Note 0"
+    early.close()  # no hang: the thread's pending batch finishes and the pool shuts down
