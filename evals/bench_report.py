@@ -318,6 +318,14 @@ def adds(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def _probes(b: dict[str, Any]) -> str:
+    """The bare encoder's two estimates, where the build report has them (timed before and after)."""
+    if "bare_encoder_before_s" not in b:
+        return ""
+    before, after = b["bare_encoder_before_s"] / 60, b["bare_encoder_after_s"] / 60
+    return f" (timed before the build: {before:.1f}, after: {after:.1f})"
+
+
 def real(r: dict[str, Any]) -> list[str]:
     """The real archive: its build (evals/bench_archive.py, same run) and every system over it."""
     if not r.get("real"):
@@ -330,8 +338,9 @@ def real(r: dict[str, Any]) -> list[str]:
             f"Built by `release-qa index` (`evals/bench_archive.py`, encoder {b['encoder']}): "
             f"{b['releases']:,} releases, {b['passages']:,} passages, {b['sentences']:,} sentences in "
             f"{b['build_s'] / 60:.1f} min ({b['passages_per_s']:.1f} passages/s); the bare encoder on the "
-            f"same texts {b['bare_encoder_s'] / 60:.1f} min: build throughput {b['ratio']:.2f}x the bare "
-            f"encoder's. Load average {b['load_before'][0]:.1f} before the build. {b.get('note', '')}",
+            f"same texts {b['bare_encoder_s'] / 60:.1f} min{_probes(b)}: build throughput "
+            f"{b['ratio']:.2f}x the bare encoder's. Load average {b['load_before'][0]:.1f} before the build. "
+            f"{b.get('note', '')}",
             "",
         ]
     out += [
