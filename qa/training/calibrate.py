@@ -11,7 +11,8 @@ The decision is the one a product owner signs: decline only when the releases mo
 not answer. The threshold is the highest that declines at most ``max_declined`` (10%) of
 press-tune's answerable questions; the share of its unanswerable questions declined there is
 reported, not optimised. Above the threshold an answer is given; below the ``confident`` level
-(where press-tune answers are right at least ``confident_precision`` of the time) it is marked
+(from where press-tune answers scored alike are right at least ``confident_precision`` of the
+time: ``confident_level``) it is marked
 low confidence and comes with the next best spans. The eval reports other questions: press-dev,
 SQuAD v2.0 half 1.
 """
@@ -205,12 +206,35 @@ def best_of(q: Question, cal: Calibration) -> tuple[float, bool]:
     return float(p[k]), bool(q.right[k])
 
 
+def confident_level(answered: Sequence[tuple[float, bool]], precision: float, window: int) -> float:
+    """The lowest score from which answers scored like it are right at least ``precision`` of the
+    time: above the centre of the highest run of ``window`` consecutive answers (by score) that
+    falls short.
+
+    Local, not cumulative: counted from the top, a reader whose answers are right 80% overall
+    would call every answer confident, even those scored near the threshold that are right less
+    than half the time. With no run short of ``precision``, the lowest answer's score."""
+    ranked = sorted(answered)
+    if not ranked:
+        return 1.0
+    k = min(window, len(ranked))
+    ok = np.array([o for _, o in ranked], dtype=float)
+    runs = np.convolve(ok, np.ones(k), mode="valid") / k  # runs[i]: answers i .. i+k-1
+    short = np.flatnonzero(runs < precision)
+    if len(short) == 0:
+        return ranked[0][0]
+    if short[-1] == len(runs) - 1:  # the top answers themselves fall short: none is confident
+        return 1.0
+    return ranked[int(short[-1]) + k // 2 + 1][0]  # the first answer above the last short run's centre
+
+
 def decide(
     questions: Sequence[Question],
     cal: Calibration,
     *,
     max_declined: float = 0.10,
     confident_precision: float = 0.80,
+    window: int = 30,
 ) -> Decision:
     """The threshold and confident level from ``source == "press"`` questions (see the module)."""
     press = [(*best_of(q, cal), q.answerable) for q in questions if q.source == "press"]
@@ -223,13 +247,7 @@ def decide(
     unans = [p for p, _, a in press if not a]
     declined_un = sum(p < t for p in unans) / len(unans) if unans else 0.0
     right = sum(r and p >= t for p, r, a in press if a) / len(answerable)
-    # confident: the lowest level >= t from which answered press questions are right often enough
-    answered = sorted(((p, r and a) for p, r, a in press if p >= t), reverse=True)
-    confident, hits = 1.0, 0
-    for n, (p, ok) in enumerate(answered, 1):
-        hits += ok
-        if hits / n >= confident_precision and n >= 10:
-            confident = p
+    confident = confident_level([(p, r and a) for p, r, a in press if p >= t], confident_precision, window)
     bins = reliability_bins([p for p, _, _ in press], [r and a for p, r, a in press])
     return Decision(
         float(t), float(max(confident, t)), declined_ans, declined_un, right, expected_calibration_error(bins)

@@ -71,3 +71,17 @@ def test_platt_folding_keeps_the_order_and_fixes_overconfidence(tmp_path) -> Non
         a.source == b.source and np.array_equal(a.x, b.x) and np.array_equal(a.right, b.right)
         for a, b in zip(qs, back, strict=True)
     )
+
+
+def test_the_confident_level_is_where_answers_scored_alike_are_mostly_right() -> None:
+    from qa.training.calibrate import confident_level
+
+    # right half the time below 0.6, always above: 85% right overall, yet the low ones are not
+    answers = [(0.3 + i / 100, i % 2 == 0) for i in range(30)] + [(0.6 + i / 1000, True) for i in range(170)]
+    c = confident_level(answers, 0.8, 20)
+    assert 0.59 <= c <= 0.62
+    assert sum(ok for p, ok in answers if p >= c) / sum(p >= c for p, _ in answers) >= 0.95
+    # all right: every answer is confident; all wrong: none
+    assert confident_level([(p, True) for p, _ in answers], 0.8, 20) == 0.3
+    assert confident_level([(p, False) for p, _ in answers], 0.8, 20) == 1.0
+    assert confident_level([], 0.8, 20) == 1.0
