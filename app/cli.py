@@ -254,14 +254,14 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / name for name in sorted(press_files)], "press-tune")
     squad = sample(article_half(load_squad(args.squad), TUNING_HALF), args.limit)
-    from qa.answer.neural import CALIBRATION_FEATURES, Calibration
+    from qa.answer.neural import RECIPE, Calibration
     from qa.answer.span_reader import READER_PATH
 
     shipped = READER_PATH / "calibration.json"
     if args.features is not None:
         features = tuple(f.strip() for f in args.features.split(",") if f.strip())
     else:  # refit the shipped recipe
-        features = Calibration.load(shipped).features if shipped.is_file() else CALIBRATION_FEATURES
+        features = Calibration.load(shipped).features if shipped.is_file() else RECIPE
     result = calibrate(
         [(press, "press"), (squad, "squad")],
         args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,
@@ -484,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         default=None,
-        help="comma-separated calibration features (default: the shipped calibration's)",
+        help="comma-separated calibration features (default: the shipped calibration's, or after "
+        "export-reader qa.answer.neural.RECIPE)",
     )
     p.set_defaults(func=cmd_calibrate_reader)
 

@@ -218,3 +218,21 @@ def test_retrieval_and_release_features_of_each_candidate() -> None:
         assert c.features[col["dense"]] == pytest.approx(float(pv @ vec), abs=1e-5)
     titled = {c.release.title: c.features[col["title_overlap"]] for c in cands}
     assert titled["Ministers meet in Geneva"] > titled["Other news"] == 0.0
+
+
+def test_a_span_read_as_given_is_answered_with_every_feature() -> None:
+    """``answer_from`` (the eval's gold-paragraph mode) reads a passage the index does not hold:
+    its dense feature comes from its sentences' vectors instead of failing."""
+    emb = HashingEmbedder(dimension=64)
+    index = Index.build(
+        [make_release(TEXT, path="a.md")], emb, ChunkerSettings(max_tokens=24, annotator=None)
+    )
+    cal = Calibration((1.0,) + (0.0,) * (len(CALIBRATION_FEATURES) - 1), 0.0, 0.5)  # every feature computed
+    assistant = Assistant(index, emb, reader="features")
+    assistant.answerer = NeuralAnswerer(index, reader=FakeReader("Geneva", 3.0), calibration=cal)  # type: ignore[arg-type]
+    rid = next(iter(index.releases))
+    release = index.releases[rid]
+    first = release.text.index("Tuesday.") + len("Tuesday.")  # the first sentence: no indexed passage
+    a = assistant.answer_from("Where did the ministers meet?", rid, 0, first, threshold=0.0)
+    assert a.text == "Geneva" and a.citation is not None
+    assert release.text[a.citation.start : a.citation.end] == "Geneva"
