@@ -11,8 +11,9 @@ the build (the files sampled and chunked as the build chunks them) and after it 
 and sentences the index holds), and each rate scaled to all the build embedded: the throughput
 ratio is the mean of the two estimates over the build's time. This machine's speed drifts by
 10-20% over an hour (other tenants); two probes show it, and the mean is fairer to the build
-than either. The report says how loaded the machine was: the ratio holds under load, the wall
-time does not.
+than either. The report says how loaded the machine was and how much CPU the host took from it
+(steal: this virtual machine loses 0-30% to its neighbours), and gives CPU seconds beside wall
+time: the ratio holds under load, the wall time does not.
 """
 
 from __future__ import annotations
@@ -53,18 +54,56 @@ def sources(sample: int | None, seed: int, work: Path) -> list[Path]:
     return [*SOURCES[:2], into]
 
 
+class Clock:
+    """Wall time, this process's CPU time (threads included) and the host's CPU steal since it
+    was made. On a shared virtual machine the hypervisor takes CPU from it (``st`` in top: 0% to
+    over 30% within an hour here): wall times move with it, CPU seconds do not."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu, self.host = time.perf_counter(), _cpu(), _host()
+
+    def read(self) -> dict[str, float]:
+        (steal, total), (steal0, total0) = _host(), self.host
+        return {
+            "wall_s": time.perf_counter() - self.wall,
+            "cpu_s": _cpu() - self.cpu,
+            "steal_share": (steal - steal0) / (total - total0) if total > total0 else 0.0,
+        }
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _host() -> tuple[int, int]:
+    """(steal, all) jiffies of every CPU since boot, from /proc/stat ((0, 0) where there is none)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return fields[7], sum(fields)
+
+
 def _time_bare(
     emb: SentenceTransformerEmbedder, passages: list[str], sentences: list[str]
-) -> tuple[float, float]:
-    """Seconds per passage and per sentence of the bare encoder (``Embedder.encode``, as the
-    build calls it, nothing around it)."""
-    t0 = time.perf_counter()
+) -> dict[str, float]:
+    """Wall and CPU seconds per passage and per sentence of the bare encoder (``Embedder.encode``,
+    as the build calls it, nothing around it), and the host's steal meanwhile."""
+    clock = Clock()
     emb.encode(passages)
-    tp = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    p = clock.read()
+    clock = Clock()
     emb.encode(sentences)
-    ts = time.perf_counter() - t0
-    return tp / max(1, len(passages)), ts / max(1, len(sentences))
+    s = clock.read()
+    n_p, n_s = max(1, len(passages)), max(1, len(sentences))
+    return {
+        "per_passage_s": p["wall_s"] / n_p,
+        "per_sentence_s": s["wall_s"] / n_s,
+        "cpu_per_passage_s": p["cpu_s"] / n_p,
+        "cpu_per_sentence_s": s["cpu_s"] / n_s,
+        "steal_share": (p["steal_share"] + s["steal_share"]) / 2,
+    }
 
 
 def probe_before(
@@ -82,13 +121,11 @@ def probe_before(
         sents = chunker.sentences(r)
         sentences += [x.text for x in sents]
         passages += [passage_embedding_text(r, p) for p in chunker.chunk(r, sents)]
-    per_p, per_s = _time_bare(emb, passages, sentences)
     return {
         "files": len(picked),
         "passages": len(passages),
         "sentences": len(sentences),
-        "per_passage_s": per_p,
-        "per_sentence_s": per_s,
+        **_time_bare(emb, passages, sentences),
     }
 
 
@@ -99,13 +136,14 @@ def probe_after(index: Index, emb: SentenceTransformerEmbedder, share: float, se
     ps = rng.sample(list(index.passages.values()), max(1, round(share * len(index.passages))))
     ss = rng.sample(list(index.sentences.values()), max(1, round(share * len(index.sentences))))
     texts = [passage_embedding_text(index.releases[p.release_id], p) for p in ps]
-    per_p, per_s = _time_bare(emb, texts, [s.text for s in ss])
-    return {"passages": len(ps), "sentences": len(ss), "per_passage_s": per_p, "per_sentence_s": per_s}
+    return {"passages": len(ps), "sentences": len(ss), **_time_bare(emb, texts, [s.text for s in ss])}
 
 
-def bare_estimate(probe: dict[str, Any], passages: int, sentences: int) -> float:
-    """Seconds the bare encoder would take for ``passages`` and ``sentences`` at a probe's rates."""
-    return probe["per_passage_s"] * passages + probe["per_sentence_s"] * sentences
+def bare_estimate(probe: dict[str, Any], passages: int, sentences: int, *, cpu: bool = False) -> float:
+    """Seconds (wall, or with ``cpu`` CPU) the bare encoder would take for ``passages`` and
+    ``sentences`` at a probe's rates."""
+    pre = "cpu_" if cpu else ""
+    return probe[f"{pre}per_passage_s"] * passages + probe[f"{pre}per_sentence_s"] * sentences
 
 
 def main() -> None:
@@ -134,15 +172,18 @@ def main() -> None:
         # speed drifts during an hour-long build shows as two different estimates
         before = probe_before(srcs, emb, args.share / 2, args.seed)
         load_before = os.getloadavg()
-        t0 = time.perf_counter()
+        clock = Clock()
         built = update_index(root, srcs, embedder=emb, progress=True)
-        build_s = time.perf_counter() - t0
+        build = clock.read()
+        build_s = build["wall_s"]
         load_after_build = os.getloadavg()
         index = Index.load(root, emb)
         after = probe_after(index, emb, args.share / 2, args.seed)
         est_before = bare_estimate(before, built.passages, built.sentences)
         est_after = bare_estimate(after, built.passages, built.sentences)
         bare_s = (est_before + est_after) / 2
+        n = (built.passages, built.sentences)
+        bare_cpu_s = (bare_estimate(before, *n, cpu=True) + bare_estimate(after, *n, cpu=True)) / 2
         report = {
             "sources": [str(s) for s in SOURCES]
             + ([f"sample {args.sample} seed {args.seed}"] if args.sample else []),
@@ -159,6 +200,14 @@ def main() -> None:
             "bare_encoder_after_s": est_after,
             "bare_encoder_s": bare_s,
             "ratio": bare_s / build_s,
+            "build_cpu_s": build["cpu_s"],
+            "bare_encoder_cpu_s": bare_cpu_s,
+            "cpu_ratio": bare_cpu_s / build["cpu_s"],
+            "steal_share": {
+                "build": build["steal_share"],
+                "before": before["steal_share"],
+                "after": after["steal_share"],
+            },
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "cpus": os.cpu_count(),
             "load_before": load_before,
@@ -175,7 +224,12 @@ def main() -> None:
         f"{r['passages']:,} passages, {r['sentences']:,} sentences",
         "",
         f"Encoder {r['encoder']}, {r['cpus']} CPUs, load average before {r['load_before'][0]:.1f}, "
-        f"after the build {r['load_after_build'][0]:.1f}. {r['note']}",
+        f"after the build {r['load_after_build'][0]:.1f}; the host took {r['steal_share']['build']:.0%} "
+        f"of the CPU from this machine during the build (steal; {r['steal_share']['before']:.0%} and "
+        f"{r['steal_share']['after']:.0%} during the bare encoder's timings). {r['note']}",
+        "",
+        f"CPU seconds (unmoved by steal): the build {r['build_cpu_s'] / 60:.1f} min, the bare encoder "
+        f"{r['bare_encoder_cpu_s'] / 60:.1f} min on the same texts: {r['cpu_ratio']:.2f}x.",
         "",
         "| build wall time | passages/s | sentences/s | bare encoder, same texts (before / after the "
         f"build, {r['bare_encoder']['share'] / 2:.0%} each) | build throughput / bare encoder's | peak RSS |",

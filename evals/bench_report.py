@@ -323,7 +323,12 @@ def _probes(b: dict[str, Any]) -> str:
     if "bare_encoder_before_s" not in b:
         return ""
     before, after = b["bare_encoder_before_s"] / 60, b["bare_encoder_after_s"] / 60
-    return f" (timed before the build: {before:.1f}, after: {after:.1f})"
+    steal = (
+        f"; the host took {b['steal_share']['build']:.0%} of the CPU during the build"
+        if "steal_share" in b
+        else ""
+    )
+    return f" (timed before the build: {before:.1f}, after: {after:.1f}{steal})"
 
 
 def real(r: dict[str, Any]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.bench_archive import bare_estimate, probe_after, probe_before
+from evals.bench_archive import Clock, bare_estimate, probe_after, probe_before
 from qa import HashingEmbedder
 from qa.assistant import update_index
 from qa.index import Index
@@ -21,7 +21,16 @@ def test_the_probes_before_and_after_the_build_see_the_builds_texts(corpus_dir: 
     assert (after["passages"], after["sentences"]) == (built.passages, built.sentences)
     for probe in (before, after):
         assert probe["per_passage_s"] > 0 and probe["per_sentence_s"] > 0
+        assert probe["cpu_per_passage_s"] >= 0 and 0.0 <= probe["steal_share"] <= 1.0
         est = bare_estimate(probe, built.passages, built.sentences)
         assert est == probe["per_passage_s"] * built.passages + probe["per_sentence_s"] * built.sentences
     half = probe_before([corpus_dir], emb, share=0.5, seed=1)  # type: ignore[arg-type]
     assert 0 < half["files"] < before["files"]
+
+
+def test_the_clock_counts_this_process_cpu_and_the_hosts_steal() -> None:
+    clock = Clock()
+    total = sum(i * i for i in range(300_000))  # some CPU work
+    got = clock.read()
+    assert total > 0 and got["wall_s"] > 0 and got["cpu_s"] > 0
+    assert 0.0 <= got["steal_share"] <= 1.0
