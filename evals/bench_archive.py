@@ -179,10 +179,9 @@ def main() -> None:
         load_after_build = os.getloadavg()
         index = Index.load(root, emb)
         after = probe_after(index, emb, args.share / 2, args.seed)
-        est_before = bare_estimate(before, built.passages, built.sentences)
-        est_after = bare_estimate(after, built.passages, built.sentences)
-        bare_s = (est_before + est_after) / 2
         n = (built.passages, built.sentences)
+        est_before, est_after = bare_estimate(before, *n), bare_estimate(after, *n)
+        bare_s = (est_before + est_after) / 2
         bare_cpu_s = (bare_estimate(before, *n, cpu=True) + bare_estimate(after, *n, cpu=True)) / 2
         report = {
             "sources": [str(s) for s in SOURCES]
