@@ -241,6 +241,21 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_prior(args: argparse.Namespace) -> int:
+    from qa.answer.prior import PRIOR_PATH
+    from qa.training.prior import train_prior
+
+    prior = train_prior(args.press, args.archive, bits=args.bits, c=args.c)
+    out = prior.save(args.out if args.out is not None else PRIOR_PATH)
+    info = prior.info or {}
+    print(
+        f"wrote {out}: {info.get('sentences')} sentences of {info.get('releases')} releases, "
+        f"{info.get('answer_sentences')} hold answers; held-out AUC {info.get('held_out_auc')} "
+        f"({info.get('held_out_releases')} releases kept out of a first fit)"
+    )
+    return 0
+
+
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from app.eval_cli import DEFAULT_CACHE
     from qa.embedding import SentenceTransformerEmbedder
@@ -268,6 +283,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         SentenceTransformerEmbedder(),
         features=features,
         passages=args.passages,
+        precision=args.precision,
         progress=True,
         collected=args.collected,
     )
@@ -461,6 +477,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_reader)
 
     p = sub.add_parser(
+        "train-prior",
+        help="fit the sentence prior (which sentences hold answers, from their surface) on press-train",
+    )
+    p.add_argument("--press", default="evals/datasets/press-train.jsonl", help="press QA rows to learn from")
+    p.add_argument("--archive", default="../shared/corpus/wh-briefings", help="the rows' releases")
+    p.add_argument("--bits", type=int, default=15, help="hash buckets: 2**bits weights")
+    p.add_argument("--c", type=float, default=0.5, help="inverse L2 strength (scikit-learn's C)")
+    p.add_argument("--out", default=None, help="a folder (default: the packaged qa/models/sentence_prior)")
+    p.set_defaults(func=cmd_train_prior)
+
+    p = sub.add_parser(
         "calibrate-reader",
         help="fit the neural answerer's calibration and decision on press-tune + SQuAD v2.0 half 0",
     )
@@ -475,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
     p.add_argument("--limit", type=int, default=800, help="a seeded sample of SQuAD's tuning half")
     p.add_argument("--passages", type=int, default=3)
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "int8"],
+        default="fp32",
+        help="the reader's ONNX precision to fit with (int8: dynamically quantized, faster)",
+    )
     p.add_argument(
         "--collected",
         default=None,

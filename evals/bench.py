@@ -46,6 +46,16 @@ logger = logging.getLogger("evals.bench")
 PEERS = ("bm25s", "txtai", "haystack", "haystack-reader")
 
 
+def other_precision() -> str:
+    """The reader precision the shipped calibration does not run (benched beside it)."""
+    from qa.answer.neural import Calibration
+    from qa.answer.span_reader import READER_PATH
+
+    cal = READER_PATH / "calibration.json"
+    shipped = Calibration.load(cal).precision if cal.is_file() else "fp32"
+    return "int8" if shipped == "fp32" else "fp32"
+
+
 def _load() -> list[float]:
     return list(os.getloadavg())
 
@@ -128,6 +138,8 @@ def query_bench(
                 workers["ours-neural"] = start(
                     "ours-neural", index=path, passages=texts, vectors=None, logs=logs
                 )
+                other = f"ours-neural-{other_precision()}"  # the same weights at the other precision
+                workers[other] = start(other, index=path, passages=texts, vectors=None, logs=logs)
             for peer in peers:
                 if peer == "haystack-reader" and "ours-neural" not in workers:
                     continue  # no reader shipped: nothing to compare with

@@ -117,9 +117,11 @@ def start(system: str, *, index: Path, passages: Path, vectors: Path | None, log
     """Start ``system``'s worker for one corpus size."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{system}-{index.name}.log"
-    if system in ("ours", "ours-neural"):
-        reader = "neural" if system == "ours-neural" else "features"
+    if system == "ours" or system.startswith("ours-neural"):
+        reader = "features" if system == "ours" else "neural"
         argv = [PY, "-m", "evals.bench_worker", "ours", "--index", str(index), "--reader", reader]
+        if system.startswith("ours-neural-"):  # e.g. ours-neural-fp32: the reader at that precision
+            argv += ["--precision", system.removeprefix("ours-neural-")]
     elif system == "bm25s":
         argv = [PY, "-m", "evals.bench_worker", "bm25s", "--passages", str(passages)]
     else:

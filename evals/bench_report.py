@@ -118,6 +118,8 @@ def queries(r: dict[str, Any]) -> list[str]:
         what = {
             "ours": "`Assistant.ask`: encode, hybrid BM25 + dense search, feature answerer",
             "ours-neural": "`Assistant.ask` with the neural reader (top 3 passages)",
+            "ours-neural-fp32": "the same, the reader's float ONNX model",
+            "ours-neural-int8": "the same, the reader quantized to int8",
             "bm25s": "bm25s top-10 alone",
             "txtai": "txtai `search` (dense, faiss)",
             "haystack": "Haystack text embedder -> in-memory embedding retriever",
@@ -150,7 +152,7 @@ def stages(r: dict[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for label, res in r.get("queries", {}).items():
-        for name in ("ours", "ours-neural"):
+        for name in ("ours", *(n for n in res["systems"] if n.startswith("ours-neural"))):
             if "ms" not in res["systems"].get(name, {}):
                 continue
             ms = res["systems"][name]["ms"]
@@ -159,13 +161,33 @@ def stages(r: dict[str, Any]) -> list[str]:
                 for k in ("encode", "search", "answer", "e2e_ms")
             ]
             answered = res["systems"][name].get("answered")
-            reader = "neural" if name == "ours-neural" else "features"
+            reader = res["systems"][name]["ready"].get("reader") or (
+                "features" if name == "ours" else "neural"
+            )
             out.append(
                 f"| {label} | {reader} | "
                 + " | ".join(cells)
                 + f" | {answered} of {r['questions']['n']} per round |"
             )
     return out
+
+
+def reader_split(r: dict[str, Any]) -> list[str]:
+    """The neural answerer's time per question by stage (issue 16): p50 / p95 ms."""
+    keys = ("tokenize", "onnx", "spans", "calibrate", "answer", "e2e_ms")
+    out = [
+        "| size | system (reader/precision) | tokenize | ONNX | span search | calibration "
+        "| answer stage | ask |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, res in r.get("queries", {}).items():
+        for name, sys_ in res["systems"].items():
+            ms = sys_.get("ms", {})
+            if "onnx" not in ms:
+                continue
+            cells = [f"{_f(ms[k]['p50'], 1)} / {_f(ms[k]['p95'], 1)}" if k in ms else "–" for k in keys]
+            out.append(f"| {label} | {name} ({sys_['ready'].get('reader')}) | " + " | ".join(cells) + " |")
+    return out if len(out) > 2 else []
 
 
 def cold(r: dict[str, Any]) -> list[str]:
@@ -356,6 +378,8 @@ def real(r: dict[str, Any]) -> list[str]:
         "",
         *stages(sub),
         "",
+        *reader_split(sub),
+        "",
         *cold(sub),
         "",
         *adds(sub),
@@ -396,6 +420,11 @@ def render(r: dict[str, Any]) -> str:
         "## Ours per stage (ms)",
         "",
         *stages(r),
+        "",
+        "The neural answerer's stage split (p50 / p95 ms; calibration = the answer stage less the "
+        "reader's three):",
+        "",
+        *reader_split(r),
         "",
         "## Cold start and memory (ours)",
         "",

@@ -25,6 +25,9 @@ from typing import Any  # noqa: E402
 from evals.bench_proto import Handler, peak_rss_mb, serve, take_stdout, timed_queries  # noqa: E402
 
 STAGES = ("encode", "search", "answer")
+READER_STAGES = ("tokenize", "onnx", "spans")
+"""The neural answerer's stage split: the reader's tokenising, its ONNX runs and its span search;
+the rest of "answer" is the calibration (features and the calibrated score)."""
 
 
 def _wrap(owner: Any, name: str, sink: dict[str, float]) -> None:
@@ -41,7 +44,10 @@ def _wrap(owner: Any, name: str, sink: dict[str, float]) -> None:
     setattr(owner, name, wrapper)
 
 
-def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str, Handler]]:
+def ours(
+    index: str, reader: str = "features", precision: str | None = None
+) -> tuple[dict[str, Any], dict[str, Handler]]:
+    """``precision``: run the neural reader at it instead of its calibration's ("fp32" or "int8")."""
     t_import = time.perf_counter()
     from qa import Assistant, make_release
     from qa.embedding import SentenceTransformerEmbedder
@@ -50,6 +56,13 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
     t_load = time.perf_counter()
     emb = SentenceTransformerEmbedder.for_model(read_manifest(Path(index)).model)  # int8 or not
     assistant = Assistant.load(index, emb, reader=reader)
+    if precision is not None and reader == "neural":
+        from dataclasses import replace
+
+        from qa.answer.span_reader import SpanReader
+
+        current = assistant.answerer.reader
+        assistant.answerer.reader = SpanReader(current.path, replace(current.settings, precision=precision))
     t_model = time.perf_counter()
     emb.encode(["warm up the encoder"])
     t_first = time.perf_counter()
@@ -66,6 +79,7 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
         "passages": len(assistant.index.passages),
         "sentences": len(assistant.index.sentences),
         "encoder": f"{type(emb).__name__}/{emb.backend}",
+        "reader": _reader_name(assistant),
         "rss_after_load_mb": peak_rss_mb(),
     }
     sink: dict[str, float] = {}
@@ -73,9 +87,16 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
     _wrap(assistant.retriever, "search_encoded", sink)
     _wrap(assistant.answerer, "candidates", sink)  # the answerer's work: its candidate spans
     names = {"encode": "encode", "search_encoded": "search", "candidates": "answer"}
+    split = hasattr(assistant.answerer, "reader")
+    if split:  # the neural answerer: its reader's stages too
+        for stage in READER_STAGES:
+            _wrap(assistant.answerer.reader, stage, sink)
+        names |= {s: s for s in READER_STAGES}
 
     def run(cmd: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {"e2e_ms": [], **{s: [] for s in STAGES}, "answered": 0}
+        out: dict[str, Any] = {"e2e_ms": [], **{s: [] for s in names.values()}, "answered": 0}
+        if split:
+            out["calibrate"] = []
         for q in cmd["questions"]:
             sink.clear()
             t = time.perf_counter()
@@ -83,6 +104,9 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
             out["e2e_ms"].append((time.perf_counter() - t) * 1e3)
             for k, v in names.items():
                 out[v].append(sink.get(k, 0.0) * 1e3)
+            if split:
+                read = sum(sink.get(s, 0.0) for s in READER_STAGES)
+                out["calibrate"].append((sink.get("candidates", 0.0) - read) * 1e3)
             out["answered"] += a.text is not None
         return out
 
@@ -131,6 +155,11 @@ def ours(index: str, reader: str = "features") -> tuple[dict[str, Any], dict[str
     return ready, {"run": run, "add": add, "passages": passages}
 
 
+def _reader_name(assistant: Any) -> str | None:
+    reader = getattr(assistant.answerer, "reader", None)
+    return None if reader is None else f"{reader.path.name}/{reader.settings.precision}"
+
+
 def bm25s_alone(passages: str) -> tuple[dict[str, Any], dict[str, Handler]]:
     import bm25s
     import Stemmer
@@ -161,10 +190,14 @@ def main() -> None:
     p.add_argument("system", choices=["ours", "bm25s"])
     p.add_argument("--index")
     p.add_argument("--reader", default="features", choices=["features", "neural"])
+    p.add_argument("--precision", choices=["fp32", "int8"], default=None)
     p.add_argument("--passages")
     args = p.parse_args()
     out = take_stdout()
-    ready, handlers = ours(args.index, args.reader) if args.system == "ours" else bm25s_alone(args.passages)
+    if args.system == "ours":
+        ready, handlers = ours(args.index, args.reader, args.precision)
+    else:
+        ready, handlers = bm25s_alone(args.passages)
     serve(ready, handlers, out)
 
 

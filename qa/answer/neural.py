@@ -19,13 +19,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from qa.answer.base import Candidate, date_prior
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.features import Question
-from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader
+from qa.answer.prior import SentencePrior, prior_available
+from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader, SpanReaderSettings
 from qa.index import Index, sentence_key, vector_id
 from qa.text import content_words
 from qa.types import Hit, Sentence
@@ -44,6 +46,7 @@ CALIBRATION_FEATURES = (
     "dense",
     "title_overlap",
     "release_share",
+    "sentence_prior",
 )
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
@@ -54,7 +57,13 @@ release's answers rarely sit in its closing boilerplate or contact block); ``spa
 the span's word count; ``dense``: cosine of the question and the passage vectors (retrieval's
 view of the passage, which the reader does not see); ``title_overlap``: share of the question's
 content words in the release's title; ``release_share``: the share of the reader's span
-probability that falls in the span's release (answers a release gives twice are likelier its own)."""
+probability that falls in the span's release (answers a release gives twice are likelier its own);
+``sentence_prior``: the log-odds, from its surface alone, that the span's sentence is one users ask
+about (``qa.answer.prior``: captions, boilerplate and contact lines score low; 0 when no prior is
+installed)."""
+
+_RELEASE_SHARE = CALIBRATION_FEATURES.index("release_share")
+_PRIOR = CALIBRATION_FEATURES.index("sentence_prior")
 
 RECIPE = ("margin", "log_prob", "passage_rank", "gap", "passage_best", "position", "span_words")
 """The features a calibration is fitted on unless asked otherwise: chosen by the ablation of
@@ -73,8 +82,13 @@ class Calibration:
     """How many top passages the reader reads (what the calibration was fitted with)."""
     confident: float = 0.75
     """From this probability an answer is confident (between ``threshold`` and here: low confidence)."""
+    precision: Literal["fp32", "int8"] = "fp32"
+    """The reader's ONNX precision the calibration was fitted with (``SpanReaderSettings``): the
+    answerer runs its default reader at it, so the scores are the ones calibrated."""
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {self.precision!r}")
         if self.passages < 1:
             raise ValueError(f"passages must be >= 1, got {self.passages!r}")
         if len(self.weights) != len(self.features):
@@ -97,6 +111,7 @@ class Calibration:
             tuple(d["features"]),
             int(d.get("passages", 3)),
             float(d.get("confident", 0.75)),
+            d.get("precision", "fp32"),
         )
 
     def save(self, path: str | os.PathLike[str], **extra: object) -> None:
@@ -108,6 +123,7 @@ class Calibration:
             "bias": self.bias,
             "passages": self.passages,
             "confident": self.confident,
+            "precision": self.precision,
         }
         tmp.write_text(json.dumps({**body, "threshold": self.threshold, **extra}, indent=2))
         os.replace(tmp, p)
@@ -136,19 +152,33 @@ class NeuralAnswerer:
         calibration: Calibration | None = None,
         *,
         passages: int | None = None,
+        prior: SentencePrior | None = None,
     ):
-        """``passages``: how many top passages to read (None: as many as the calibration was fitted on)."""
+        """``passages``: how many top passages to read (None: as many as the calibration was fitted
+        on); ``prior``: the sentence prior (None: the installed one, if the calibration uses it)."""
         self.index = index
         self.settings = settings if settings is not None else AnswererSettings()
-        self.reader = reader if reader is not None else SpanReader(READER_PATH)
         if calibration is None:
-            cal = self.reader.path / "calibration.json"
+            cal = (reader.path if reader is not None else READER_PATH) / "calibration.json"
             calibration = Calibration.load(cal) if cal.is_file() else UNCALIBRATED
         self.calibration = calibration
+        self.reader = (
+            reader
+            if reader is not None
+            else SpanReader(READER_PATH, SpanReaderSettings(precision=calibration.precision))
+        )
         if passages is not None and passages < 1:
             raise ValueError(f"passages must be >= 1, got {passages!r}")
         self.passages = calibration.passages if passages is None else passages
         self.features = FeatureAnswerer(index, self.settings)
+        self._prior = prior
+
+    @property
+    def prior(self) -> SentencePrior | None:
+        """The sentence prior, loaded on first use when the calibration uses it and one is installed."""
+        if self._prior is None and "sentence_prior" in self.calibration.features and prior_available():
+            self._prior = SentencePrior.load()
+        return self._prior
 
     @property
     def threshold(self) -> float:
@@ -228,6 +258,7 @@ class NeuralAnswerer:
                     float(dense[rank]),
                     titled[rank],
                     sp.prob,  # summed over the release below
+                    0.0,  # the sentence prior, below
                 ]
                 found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())
@@ -238,7 +269,14 @@ class NeuralAnswerer:
             mass[r.hit.release.id] = mass.get(r.hit.release.id, 0.0) + r.span.prob
         total = max(sum(mass.values()), 1e-9)
         for r in rows:
-            r.features[-1] = mass[r.hit.release.id] / total
+            r.features[_RELEASE_SHARE] = mass[r.hit.release.id] / total
+        if self.prior is not None:
+            odds = self.prior.log_odds(
+                [r.sentence.text for r in rows],
+                [r.sentence.start / max(1, len(r.hit.release.text)) for r in rows],
+            )
+            for r, v in zip(rows, odds, strict=True):
+                r.features[_PRIOR] = float(v)
         x = np.asarray([r.features for r in rows], dtype=np.float64)
         probs = self.calibration.proba(x)
         return [

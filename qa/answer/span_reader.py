@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -37,6 +37,9 @@ class SpanReaderSettings:
     max_question_tokens: int = 64
     """The reader reads at most this many of the question's word pieces (its follow-up context
     included), as in training; a longer question would leave no room for the passage."""
+    precision: Literal["fp32", "int8"] = "fp32"
+    """"int8": ONNX Runtime's dynamic quantization of the exported model (int8 weights per output
+    channel, activations quantized on the fly), made once beside the float export."""
 
     def __post_init__(self) -> None:
         if not 64 <= self.max_length <= 512:
@@ -51,6 +54,8 @@ class SpanReaderSettings:
             raise ValueError(
                 f"max_question_tokens must be in [8, max_length/2], got {self.max_question_tokens!r}"
             )
+        if self.precision not in ("fp32", "int8"):
+            raise ValueError(f"precision must be 'fp32' or 'int8', got {self.precision!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +135,25 @@ class SpanReader:
 
     @functools.cached_property
     def onnx_path(self) -> Path:
-        """Keyed by a hash of the weights (read once: they are 45 MB)."""
+        """The float export, keyed by a hash of the weights (read once: they are 45 MB)."""
         from qa.embedding import onnx_cache_dir
 
         return onnx_cache_dir() / f"reader-{_key(self.path)}.onnx"
+
+    def model_file(self) -> Path:
+        """The ONNX file this reader runs (its precision), exporting or quantizing it first if needed."""
+        if not self.onnx_path.is_file():
+            logger.info("exporting the reader to %s", self.onnx_path)
+            export_reader_onnx(self.path, self.onnx_path)
+        if self.settings.precision == "fp32":
+            return self.onnx_path
+        from qa.embedding import quantize_int8
+
+        out = self.onnx_path.with_name(f"{self.onnx_path.stem}-int8.onnx")
+        if not out.is_file():
+            logger.info("quantizing the reader to int8 at %s", out)
+            quantize_int8(self.onnx_path, out)
+        return out
 
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
@@ -141,14 +161,12 @@ class SpanReader:
                 import onnxruntime as ort
                 from transformers import AutoTokenizer
 
-                if not self.onnx_path.is_file():
-                    logger.info("exporting the reader to %s", self.onnx_path)
-                    export_reader_onnx(self.path, self.onnx_path)
+                model = self.model_file()
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-                self._session = ort.InferenceSession(
-                    str(self.onnx_path), opts, providers=["CPUExecutionProvider"]
-                )
+                # shared cores: idle threads sleep instead of spinning
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                self._session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         return self._session, self._tokenizer
 
@@ -169,18 +187,30 @@ class SpanReader:
         it compares across texts."""
         if not texts:
             return []
-        session, tok = self._load()
-        st = self.settings
         starts = list(sentence_starts) if sentence_starts is not None else [None] * len(texts)
+        enc = self.tokenize(question, texts)
+        start_logits, end_logits = self.logits(enc)
+        return self.spans(enc, start_logits, end_logits, starts)
+
+    def tokenize(self, question: str, texts: Sequence[str]) -> Any:
+        """The question with each text as model windows (``windows``), the question cut to
+        ``max_question_tokens`` word pieces."""
+        _, tok = self._load()
+        st = self.settings
         pieces = tok.tokenize(question)
         if len(pieces) > st.max_question_tokens:  # the question's start: where its subject is
             question = tok.convert_tokens_to_string(pieces[: st.max_question_tokens])
-        enc = windows(tok, [question] * len(texts), texts, st.max_length, st.stride)
+        return windows(tok, [question] * len(texts), texts, st.max_length, st.stride)
+
+    def logits(self, enc: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Start and end logits of every window, unpadded, in batches of ``batch_size``."""
+        session, _ = self._load()
         n_win = len(enc["input_ids"])
+        size = self.settings.batch_size
         start_logits: list[np.ndarray] = []
         end_logits: list[np.ndarray] = []
-        for lo in range(0, n_win, st.batch_size):
-            rows = range(lo, min(n_win, lo + st.batch_size))
+        for lo in range(0, n_win, size):
+            rows = range(lo, min(n_win, lo + size))
             width = max(len(enc["input_ids"][i]) for i in rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             tt = np.zeros_like(ids)
@@ -195,23 +225,34 @@ class SpanReader:
                 k = len(enc["input_ids"][i])
                 start_logits.append(s[r, :k])
                 end_logits.append(e[r, :k])
-        best: list[dict[int, tuple[float, int, int, float]]] = [{} for _ in texts]
+        return start_logits, end_logits
+
+    def spans(
+        self,
+        enc: Any,
+        start_logits: Sequence[np.ndarray],
+        end_logits: Sequence[np.ndarray],
+        starts: Sequence[Sequence[int] | None],
+    ) -> list[list[ReadSpan]]:
+        """The best span of each sentence of each text over its windows, ``prob`` normalised over
+        every window read."""
+        best: list[dict[int, tuple[float, int, int, float]]] = [{} for _ in starts]
         mass: list[float] = []
-        for w in range(n_win):
+        for w in range(len(start_logits)):
             t = enc["overflow_to_sample_mapping"][w]
-            spans, log_mass = spans_in_window(
+            found, log_mass = spans_in_window(
                 start_logits[w],
                 end_logits[w],
                 enc["offset_mapping"][w],
                 enc.sequence_ids(w),
                 starts[t],
-                st.max_answer_tokens,
+                self.settings.max_answer_tokens,
             )
-            if not spans:
+            if not found:
                 continue
             null = float(start_logits[w][0] + end_logits[w][0])
             mass.append(log_mass)
-            for score, a, b, sent in spans:
+            for score, a, b, sent in found:
                 cur = best[t].get(sent)
                 if cur is None or score > cur[0]:
                     best[t][sent] = (score, a, b, null)

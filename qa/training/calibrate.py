@@ -25,11 +25,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
-from qa.answer.span_reader import READER_PATH, SpanReader
+from qa.answer.span_reader import READER_PATH, SpanReader, SpanReaderSettings
 from qa.assistant import Assistant
 from qa.embedding import Embedder
 from qa.evaluation.data import EvalSet, history_messages
@@ -261,13 +262,16 @@ def calibrate(
     *,
     reader_path: str | os.PathLike[str] = READER_PATH,
     passages: int = 3,
+    precision: Literal["fp32", "int8"] = "fp32",
     features: Sequence[str] = CALIBRATION_FEATURES,
     progress: bool = False,
     collected: str | os.PathLike[str] | None = None,
 ) -> CalibrationResult:
     """Collect candidates over each (eval set, source) (or read them from ``collected`` when it
-    exists; written there otherwise), fit, decide, and ablate each feature."""
+    exists; written there otherwise), fit, decide, and ablate each feature. ``precision``: the
+    reader's (its scores are what is fitted; the calibration records it)."""
     everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)  # all features computed
+    reader = SpanReader(reader_path, SpanReaderSettings(precision=precision))
     questions: list[Question] = []
     counts: dict[str, int] = {}
     if collected is not None and Path(collected).is_file():
@@ -277,9 +281,7 @@ def calibrate(
     for eval_set, source in tuning:
         index, _, _ = cached_index(eval_set.releases, embedder, cache_dir, progress=progress)
         assistant = Assistant(index, embedder, reader="features")
-        assistant.answerer = NeuralAnswerer(
-            index, reader=SpanReader(reader_path), calibration=everything, passages=passages
-        )
+        assistant.answerer = NeuralAnswerer(index, reader=reader, calibration=everything, passages=passages)
         got = collect(assistant, eval_set, source, progress=progress)
         questions += got
         counts[eval_set.name] = len(got)
@@ -293,7 +295,9 @@ def calibrate(
 
     cal, decision = fitted(features)
     ablation = tuple((f"without {f}", fitted([g for g in features if g != f])[1]) for f in features)
-    final = Calibration(cal.weights, cal.bias, decision.threshold, cal.features, passages, decision.confident)
+    final = Calibration(
+        cal.weights, cal.bias, decision.threshold, cal.features, passages, decision.confident, precision
+    )
     n = sum(len(q.x) for q in questions)
     w, b = fit(questions, features)
     honest = held_out_ece(questions, Calibration(w, b, 0.5, tuple(features), passages))

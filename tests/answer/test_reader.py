@@ -57,17 +57,23 @@ def test_settings_and_calibration_validate() -> None:
         Calibration((1.0,), 0.0, 0.5)
     with pytest.raises(ValueError, match="1.5"):
         Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 1.5)
+    with pytest.raises(ValueError, match="'int4'"):
+        SpanReaderSettings(precision="int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'fp16'"):
+        Calibration((1.0,), 0.0, 0.5, ("margin",), precision="fp16")  # type: ignore[arg-type]
 
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
-    c = Calibration((0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5), -1.0, 0.4)
+    c = Calibration(
+        (0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5, 0.3), -1.0, 0.4, precision="int8"
+    )
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
     x = np.array(
         [
-            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9],
-            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1],
+            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9, -1.0],
+            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1, -5.0],
         ]
     )
     p = back.proba(x)
@@ -151,6 +157,21 @@ def test_shipped_reader_finds_the_chair() -> None:
     assert "Jane Smith" in TEXT[second.start : second.end]
     # probabilities are shared across the texts read together
     assert first.prob + second.prob + other.prob <= 1.0 + 1e-6
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
+def test_the_int8_reader_reads_like_the_float_one(tmp_path: Path) -> None:
+    """The quantized model is a file of its own beside the float export, and finds the same spans."""
+    fp32, int8 = (SpanReader(settings=SpanReaderSettings(precision=p)) for p in ("fp32", "int8"))
+    assert int8.model_file() != fp32.model_file() and int8.model_file().is_file()
+    q, texts, starts = "Who chaired the meeting?", [TEXT, "Nothing to see here at all."], [[0, 36], None]
+    a, b = fp32.read_spans(q, texts, starts), int8.read_spans(q, texts, starts)
+    assert [[(s.start, s.end) for s in t] for t in a] == [[(s.start, s.end) for s in t] for t in b]
+    assert abs(a[0][1].score - b[0][1].score) < 1.0
+    # the answerer runs its default reader at the precision its calibration was fitted with
+    cal = Calibration((1.0,), 0.0, 0.5, ("margin",), precision="int8")
+    index, _ = _index()
+    assert NeuralAnswerer(index, calibration=cal).reader.settings.precision == "int8"
 
 
 def test_each_sentence_gets_its_own_best_span() -> None:
