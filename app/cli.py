@@ -227,10 +227,23 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         threads=args.threads,
         groups_per_batch=args.groups_per_batch,
         precision=args.precision,
+        teacher=args.teacher,
+        layers=_layers(args.layers),
+        distill_weight=args.distill_weight,
+        temperature=args.temperature,
     )
     meta = train(cfg, resume=args.resume)
     print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
     return 0
+
+
+def _layers(value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return tuple(int(x) for x in value.split(","))
+    except ValueError:
+        raise SystemExit(f"release-qa: --layers takes comma-separated layer numbers, got {value!r}") from None
 
 
 def cmd_export_reader(args: argparse.Namespace) -> int:
@@ -469,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="bf16: bfloat16 autocast (1.4x a step on AMX CPU cores; more on a GPU)",
     )
+    p.add_argument("--teacher", default=None, help="distil: a reader whose span distributions it also learns")
+    p.add_argument(
+        "--layers", default=None, help="a student: keep these encoder layers of --base, e.g. 0,2,4"
+    )
+    p.add_argument("--distill-weight", type=float, default=0.7, help="the teacher's share of the loss")
+    p.add_argument("--temperature", type=float, default=2.0, help="softens both distributions")
     p.set_defaults(func=cmd_train_open_reader)
 
     p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")

@@ -69,8 +69,21 @@ class SharedNormConfig:
     precision: str = "fp32"
     """"bf16": the forward and backward in bfloat16 autocast (weights, optimiser and loss stay
     float32): 1.4x a step on this machine's AMX cores (Sapphire Rapids and later), more on a GPU."""
+    teacher: str | None = None
+    """Distillation: a reader whose span distributions (shared-normalised over the group's windows,
+    softened by ``temperature``) the model also learns, weighted ``distill_weight`` against the gold."""
+    layers: tuple[int, ...] | None = None
+    """A student: keep only these encoder layers of the base (e.g. (0, 2, 4) of the teacher's six)."""
+    distill_weight: float = 0.7
+    temperature: float = 2.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight!r}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise ValueError(f"layers must be non-empty indices >= 0, got {self.layers!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 0.0 <= self.no_answer_share < 1.0:
@@ -170,6 +183,43 @@ def group_loss(
             gold_lse = torch.logsumexp(rows.masked_fill(~gold, -1e4).reshape(-1), dim=0)
             losses.append(all_lse - gold_lse)
     return torch.stack(losses).sum() / (2 * len(groups))
+
+
+def distill_loss(
+    start: Any,
+    end: Any,
+    teacher_start: Any,
+    teacher_end: Any,
+    mask: Any,
+    groups: Sequence[Sequence[int]],
+    temperature: float,
+) -> Any:
+    """Mean over groups of KL(teacher || student) for the start and the end distributions, each a
+    softmax at ``temperature`` over every valid position of the group's windows (as ``group_loss``
+    normalises), times temperature² so its gradients keep their scale (Hinton et al. 2015)."""
+    import torch
+
+    losses = []
+    for g in groups:
+        rows = list(g)
+        valid = mask[rows]
+        for student, teacher in ((start, teacher_start), (end, teacher_end)):
+            s = torch.log_softmax(student[rows][valid] / temperature, dim=0)
+            t = torch.log_softmax(teacher[rows][valid] / temperature, dim=0)
+            losses.append((t.exp() * (t - s)).sum())
+    return torch.stack(losses).sum() * temperature**2 / (2 * len(groups))
+
+
+def keep_layers(model: Any, layers: Sequence[int]) -> Any:
+    """The model with only these encoder layers, in this order (a student initialised from its teacher)."""
+    import torch
+
+    n = model.config.num_hidden_layers
+    if max(layers) >= n:
+        raise ValueError(f"layers {tuple(layers)!r}: the base model has {n}")
+    model.bert.encoder.layer = torch.nn.ModuleList([model.bert.encoder.layer[i] for i in layers])
+    model.config.num_hidden_layers = len(layers)
+    return model
 
 
 def collate(wins: Sequence[Window], pad_id: int) -> dict[str, Any]:
@@ -338,8 +388,15 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         src = Path(cfg.base) if cfg.base is not None else READER_PATH
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(src)
-    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).float().to(device)
+    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).float()
+    if cfg.layers is not None and not meta_prev:  # a resumed student has its layers already
+        model = keep_layers(model, cfg.layers)
+    model = model.to(device)
     model.train()
+    teacher = None
+    if cfg.teacher is not None:
+        teacher = AutoModelForQuestionAnswering.from_pretrained(cfg.teacher, dtype=torch.float32).float()
+        teacher = teacher.to(device).eval()
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
@@ -419,6 +476,22 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
             o = model(**{k: v.to(device) for k, v in batch.items()})
         loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
+        if teacher is not None:
+            with (
+                torch.no_grad(),
+                torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"),
+            ):
+                t = teacher(**{k: v.to(device) for k, v in batch.items()})
+            soft = distill_loss(
+                o.start_logits.float(),
+                o.end_logits.float(),
+                t.start_logits.float(),
+                t.end_logits.float(),
+                valid,
+                groups,
+                cfg.temperature,
+            )
+            loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -462,7 +535,7 @@ White House archive; unanswerable ones target "no answer") are interleaved, one 
 - Seen: {windows:,} windows in {groups:,} groups ({squad:,} SQuAD, {press:,} press), {steps:,}
   steps of {gpb} groups; schedule over {target:,} windows (lr {lr}, linear warm-up and decay).
 - Trained on: {device} ({precision}), {minutes:.0f} minutes; {state}.
-- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`).
+- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`).{distilled}
 
 Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 
@@ -513,4 +586,10 @@ def open_reader_card(meta: dict[str, Any]) -> str:
         minutes=meta["seconds"] / 60,
         state="done" if meta["done"] else "in progress (a checkpoint of a longer run)",
         curve="\n".join(curve) or "| – | – | – | – |",
+        distilled=(
+            f"\n- Distilled from `{cfg['teacher']}` (weight {cfg.get('distill_weight')}, temperature "
+            f"{cfg.get('temperature')}); encoder layers {cfg.get('layers')} of its base kept."
+            if cfg.get("teacher")
+            else ""
+        ),
     )

@@ -12,7 +12,15 @@ import pytest
 
 from qa.embedding import packaged_model_path
 from qa.training.negatives import Mined, holds_answer, negatives_of, read_mined
-from qa.training.shared_norm import Group, SharedNormConfig, collate, featurize, group_loss, train
+from qa.training.shared_norm import (
+    Group,
+    SharedNormConfig,
+    collate,
+    distill_loss,
+    featurize,
+    group_loss,
+    train,
+)
 
 TOWNS = [("Oslo", "Berg"), ("Lima", "Soto"), ("Riga", "Ozols"), ("Kyiv", "Shevchenko"), ("Rome", "Conti")]
 
@@ -88,6 +96,50 @@ def test_the_loss_is_one_softmax_over_all_windows() -> None:
     flat_e = torch.cat([end[0][valid[0]], end[1][valid[1]]])
     expect = (torch.logsumexp(flat_s, 0) - start[0, 4] + torch.logsumexp(flat_e, 0) - end[0, 5]) / 2
     assert torch.allclose(loss, expect, atol=1e-5)
+
+
+def test_the_distillation_loss_is_zero_at_the_teacher_and_grows_away_from_it() -> None:
+    import torch
+
+    from qa.training.shared_norm import Window
+
+    wins = [
+        Window([101, 5, 102, 7, 8, 102], [0, 0, 0, 1, 1, 1], [(3, 4)]),
+        Window([101, 5, 102, 9, 102], [0, 0, 0, 1, 1]),
+    ]
+    valid = collate(wins, 0)["valid"]
+    teacher_s, teacher_e = torch.randn(2, 6), torch.randn(2, 6)
+    same = distill_loss(teacher_s, teacher_e, teacher_s, teacher_e, valid, [[0, 1]], 2.0)
+    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    # one softmax over the group's windows: shifting both windows' logits alike changes nothing
+    assert (
+        float(distill_loss(teacher_s + 3, teacher_e - 1, teacher_s, teacher_e, valid, [[0, 1]], 2.0)) < 1e-5
+    )
+    # moving one window against the other does
+    moved = teacher_s.clone()
+    moved[1] += 4
+    assert float(distill_loss(moved, teacher_e, teacher_s, teacher_e, valid, [[0, 1]], 2.0)) > 0.1
+
+
+def test_a_student_keeps_the_layers_asked_and_learns_from_its_teacher(tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+    from transformers import AutoConfig
+
+    from qa.training.export import export_reader
+
+    common = _tiny_run(tmp_path)
+    teacher = common["base"]
+    cfg = dict(common, teacher=str(teacher), layers=(0, 2, 4), target_windows=12)
+    meta = train(SharedNormConfig(out=str(tmp_path / "s"), stop_after_windows=4, **cfg))
+    assert AutoConfig.from_pretrained(tmp_path / "s").num_hidden_layers == 3
+    student = load_file(tmp_path / "s" / "model.safetensors")
+    assert not any(".layer.3." in k for k in student) and math.isfinite(meta["history"][-1]["loss"])
+    done = train(SharedNormConfig(out=str(tmp_path / "s"), **cfg), resume=True)  # resumes as a student
+    assert done["done"] and AutoConfig.from_pretrained(tmp_path / "s").num_hidden_layers == 3
+    card = (export_reader(tmp_path / "s", tmp_path / "shipped") / "README.md").read_text()
+    assert "Distilled from" in card and "[0, 2, 4]" in card
+    with pytest.raises(ValueError, match="has 6"):
+        train(SharedNormConfig(out=str(tmp_path / "t"), **dict(cfg, layers=(0, 7))))
 
 
 def _tiny_run(tmp_path: Path) -> dict[str, Any]:
