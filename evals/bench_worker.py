@@ -25,7 +25,7 @@ from typing import Any  # noqa: E402
 from evals.bench_proto import Handler, peak_rss_mb, serve, take_stdout, timed_queries  # noqa: E402
 
 STAGES = ("encode", "search", "answer")
-READER_STAGES = ("tokenize", "onnx", "spans")
+READER_STAGES = {"tokenize": "tokenize", "logits": "onnx", "spans": "spans"}
 """The neural answerer's stage split: the reader's tokenising, its ONNX runs and its span search;
 the rest of "answer" is the calibration (features and the calibrated score)."""
 
@@ -89,9 +89,9 @@ def ours(
     names = {"encode": "encode", "search_encoded": "search", "candidates": "answer"}
     split = hasattr(assistant.answerer, "reader")
     if split:  # the neural answerer: its reader's stages too
-        for stage in READER_STAGES:
-            _wrap(assistant.answerer.reader, stage, sink)
-        names |= {s: s for s in READER_STAGES}
+        for method in READER_STAGES:
+            _wrap(assistant.answerer.reader, method, sink)
+        names |= READER_STAGES
 
     def run(cmd: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"e2e_ms": [], **{s: [] for s in names.values()}, "answered": 0}
