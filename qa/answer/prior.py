@@ -109,7 +109,7 @@ class SentencePrior:
     def load(cls, path: str | os.PathLike[str] = PRIOR_PATH) -> SentencePrior:
         d = Path(path)
         meta = json.loads((d / "prior.json").read_text())
-        weights = np.load(d / "weights.npy", allow_pickle=False)
+        weights = np.load(d / "weights.npy")  # numpy refuses pickled objects by default
         info = {k: v for k, v in meta.items() if k not in ("bits", "bias", "tokens")}
         return cls(weights.astype(np.float32), float(meta["bias"]), int(meta["bits"]), info)
 
