@@ -19,7 +19,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -27,7 +26,14 @@ from qa.answer.base import Candidate, date_prior
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.features import Question
 from qa.answer.prior import SentencePrior, prior_available
-from qa.answer.span_reader import READER_PATH, ReadSpan, SpanReader, SpanReaderSettings
+from qa.answer.span_reader import (
+    PRECISIONS,
+    READER_PATH,
+    Precision,
+    ReadSpan,
+    SpanReader,
+    SpanReaderSettings,
+)
 from qa.index import Index, sentence_key, vector_id
 from qa.text import content_words
 from qa.types import Hit, Sentence
@@ -82,13 +88,13 @@ class Calibration:
     """How many top passages the reader reads (what the calibration was fitted with)."""
     confident: float = 0.75
     """From this probability an answer is confident (between ``threshold`` and here: low confidence)."""
-    precision: Literal["fp32", "int8"] = "fp32"
+    precision: Precision = "fp32"
     """The reader's ONNX precision the calibration was fitted with (``SpanReaderSettings``): the
     answerer runs its default reader at it, so the scores are the ones calibrated."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be 'fp32' or 'int8', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.passages < 1:
             raise ValueError(f"passages must be >= 1, got {self.passages!r}")
         if len(self.weights) != len(self.features):

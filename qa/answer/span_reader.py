@@ -3,7 +3,8 @@
 It reads the question with each of the top passages (windowed when a passage is longer than the
 model's window) and returns the best span that lies within one sentence, with its start+end logit
 score and the window's no-answer score. Inference runs on ONNX Runtime: the shipped fp16 weights
-(``qa/models/reader``) are exported to an fp32 ONNX file once and cached beside the encoder's.
+(``qa/models/reader``) are exported to an fp32 ONNX file once and cached beside the encoder's, and
+quantized to int8 from it once when the settings ask for int8.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 READER_PATH = Path(__file__).parents[1] / "models" / "reader"
 
+Precision = Literal["fp32", "int8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
+
 
 @dataclass(frozen=True, slots=True)
 class SpanReaderSettings:
@@ -37,7 +41,7 @@ class SpanReaderSettings:
     max_question_tokens: int = 64
     """The reader reads at most this many of the question's word pieces (its follow-up context
     included), as in training; a longer question would leave no room for the passage."""
-    precision: Literal["fp32", "int8"] = "fp32"
+    precision: Precision = "fp32"
     """"int8": ONNX Runtime's dynamic quantization of the exported model (int8 weights per output
     channel, activations quantized on the fly), made once beside the float export."""
 
@@ -54,8 +58,8 @@ class SpanReaderSettings:
             raise ValueError(
                 f"max_question_tokens must be in [8, max_length/2], got {self.max_question_tokens!r}"
             )
-        if self.precision not in ("fp32", "int8"):
-            raise ValueError(f"precision must be 'fp32' or 'int8', got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,9 @@ class Table(MutableMapping[int, T], Generic[T]):
         return [f for f in ids if f not in self.removed] if self.removed else ids
 
     def __iter__(self) -> Iterator[int]:
+        if self.sparse:  # only ids with a row, as a Mapping promises (reads the store)
+            yield from (fid for fid, _ in self.items())
+            return
         yield from self._stored_ids()
         yield from list(self.added)
 

@@ -25,12 +25,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
-from qa.answer.span_reader import READER_PATH, SpanReader, SpanReaderSettings
+from qa.answer.span_reader import READER_PATH, Precision, SpanReader, SpanReaderSettings
 from qa.assistant import Assistant
 from qa.embedding import Embedder
 from qa.evaluation.data import EvalSet, history_messages
@@ -262,7 +261,7 @@ def calibrate(
     *,
     reader_path: str | os.PathLike[str] = READER_PATH,
     passages: int = 3,
-    precision: Literal["fp32", "int8"] = "fp32",
+    precision: Precision = "fp32",
     features: Sequence[str] = CALIBRATION_FEATURES,
     progress: bool = False,
     collected: str | os.PathLike[str] | None = None,

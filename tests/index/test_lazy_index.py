@@ -328,3 +328,16 @@ def test_questions_asked_while_releases_are_added_all_get_answers(
     assert errors == []
     assert len(assistant.index.lexical().added) == 30
     assert assistant.retriever.search("Bulletin 29", mode="bm25")[0].release.title == "Bulletin 29"
+
+
+def test_a_sparse_table_iterates_only_the_ids_that_have_rows() -> None:
+    """Annotations are stored for some sentences only: ``dict(index.annotations)`` (the bench's
+    replicated corpora) raised KeyError on the first id without a row."""
+    from qa.index.table import Table
+
+    table: Table[str] = Table(
+        lambda ids: {i: f"row {i}" for i in ids if i % 2 == 0}, [1, 2, 3, 4], sparse=True
+    )
+    table[7] = "added"
+    assert list(table) == [2, 4, 7] and len(table) == 3
+    assert dict(table) == {2: "row 2", 4: "row 4", 7: "added"}
