@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: chat test eval bench loadtest lint format index setup clean train-reader
+.PHONY: chat test eval bench loadtest lint format index setup clean train-reader train-student
 
 setup: $(STAMP)
 
@@ -64,6 +64,13 @@ train-reader: $(STAMP)
 	$(VENV)/bin/release-qa mine-negatives --questions 40000
 	test -s checkpoints/press-negatives.jsonl || $(VENV)/bin/release-qa mine-press
 	$(VENV)/bin/release-qa train-open-reader --resume \
+		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
+
+# issue 16: a 3-layer student distilled from the shipped reader (its teacher and its starting layers),
+# resumable like the teacher's run; needs the negatives `make train-reader` mines
+train-student: $(STAMP)
+	$(VENV)/bin/release-qa train-open-reader --resume --base qa/models/reader --teacher qa/models/reader \
+		--layers 0,2,4 --out checkpoints/student --target-windows 60000 --lr 1e-4 \
 		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
 lint: $(STAMP)
