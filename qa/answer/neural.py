@@ -178,12 +178,15 @@ class NeuralAnswerer:
         self.passages = calibration.passages if passages is None else passages
         self.features = FeatureAnswerer(index, self.settings)
         self._prior = prior
+        self._prior_looked = prior is not None
 
     @property
     def prior(self) -> SentencePrior | None:
-        """The sentence prior, loaded on first use when the calibration uses it and one is installed."""
-        if self._prior is None and "sentence_prior" in self.calibration.features and prior_available():
-            self._prior = SentencePrior.load()
+        """The sentence prior, loaded on first use when the calibration uses it and one is
+        installed (looked for once, not on every question)."""
+        if not self._prior_looked and "sentence_prior" in self.calibration.features:
+            self._prior = SentencePrior.load() if prior_available() else None
+            self._prior_looked = True
         return self._prior
 
     @property
