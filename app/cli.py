@@ -299,9 +299,13 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         precision=args.precision,
         progress=True,
         collected=args.collected,
+        max_declined=args.max_declined,
+        confidence=args.confidence,
     )
     command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
-    out = write(result, args.out or shipped, command)
+    out = write(
+        result, args.out or shipped, command, max_declined=args.max_declined, confidence=args.confidence
+    )
     d = result.decision
     print(f"wrote {out}")
     print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")
@@ -531,6 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--collected",
         default=None,
         help="an .npz of the collected candidates: read if it exists, else written",
+    )
+    p.add_argument(
+        "--max-declined",
+        type=float,
+        default=0.10,
+        help="the largest share of answerable questions the threshold may decline (default 0.10)",
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.5,
+        help="how sure to be that new questions stay within --max-declined (0.5: on average)",
     )
     p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(

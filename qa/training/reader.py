@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from qa.answer.span_reader import best_span_in_window, windows
+from qa.index.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -217,13 +218,19 @@ def evaluate_reader(
 
 def swap_in(tmp: Path, dst: Path) -> None:
     """Put the finished folder ``tmp`` at ``dst``: the old one is renamed aside first and removed
-    last, so a crash leaves one whole folder (the new, the old, or the old beside ``.old``)."""
+    last, so a crash leaves one whole folder (the new, the old, or the old beside ``.old``). The
+    files reach the disk before the rename: without that, a host stopped just after a checkpoint
+    kept the folder but lost its last-written file (a student's ``training.json``, 2026-12-03)."""
+    for f in tmp.iterdir():
+        fsync_path(f)
+    fsync_path(tmp)
     old = dst.with_name(dst.name + ".old")
     if dst.exists():
         if old.exists():
             shutil.rmtree(old)
         dst.rename(old)
     tmp.rename(dst)
+    fsync_path(dst.parent)
     if old.exists():
         shutil.rmtree(old)
 

@@ -385,6 +385,8 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             return meta_prev
         src = out
     else:
+        if resume and out.is_dir() and any(out.iterdir()):
+            log.warning("%s has no training.json: not a whole checkpoint, starting over from the base", out)
         src = Path(cfg.base) if cfg.base is not None else READER_PATH
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(src)

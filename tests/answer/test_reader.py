@@ -18,6 +18,7 @@ from qa.answer.span_reader import (
     SpanReader,
     SpanReaderSettings,
     best_span_in_window,
+    length_batches,
     reader_available,
     spans_in_window,
 )
@@ -172,6 +173,30 @@ def test_the_int8_reader_reads_like_the_float_one(tmp_path: Path) -> None:
     cal = Calibration((1.0,), 0.0, 0.5, ("margin",), precision="int8")
     index, _ = _index()
     assert NeuralAnswerer(index, calibration=cal).reader.settings.precision == "int8"
+
+
+def test_windows_are_batched_by_length_longest_first() -> None:
+    assert length_batches([120, 180, 175, 60, 178], 8) == [[1, 4, 2], [0], [3]]
+    assert length_batches([100] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert length_batches([], 8) == []
+    got = length_batches([50, 200, 90, 199, 120, 201], 3)
+    assert sorted(i for b in got for i in b) == list(range(6))  # every window once
+    lengths = [50, 200, 90, 199, 120, 201]
+    assert all(lengths[i] >= 0.9 * lengths[b[0]] for b in got for i in b)
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
+def test_windows_read_alike_batched_or_one_by_one() -> None:
+    """Batching by length is only about speed: every window's logits, in window order, as read
+    alone (float model: int8's activation scale depends on what shares its batch)."""
+    reader = SpanReader(settings=SpanReaderSettings(precision="fp32"))
+    texts = [TEXT, "Nothing to see here at all.", TEXT + " " + TEXT, "Dr. Jane Smith chaired it."]
+    enc = reader.tokenize("Who chaired the meeting?", texts)
+    together = reader.logits(enc)
+    alone = SpanReader(settings=SpanReaderSettings(precision="fp32", batch_size=1)).logits(enc)
+    for a, b in zip(together, alone, strict=True):
+        assert [len(x) for x in a] == [len(x) for x in b] == [len(x) for x in enc["input_ids"]]
+        assert max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) < 1e-3
 
 
 def test_each_sentence_gets_its_own_best_span() -> None:

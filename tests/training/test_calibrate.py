@@ -1,4 +1,5 @@
-"""The decision rule the calibration ships: decline at most 10% of press-tune's answerable questions."""
+"""The decision rule the calibration ships: decline at most 10% of answerable questions like
+press-tune's, with 90% confidence."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration
-from qa.training.calibrate import Question, best_of, decide, fit
+from qa.training.calibrate import Question, best_of, decide, declinable_share, fit
 
 F = len(CALIBRATION_FEATURES)
 
@@ -21,17 +22,39 @@ def _margin_only() -> Calibration:
     return Calibration((1.0,) + (0.0,) * (F - 1), 0.0, 0.5)
 
 
-def test_the_threshold_declines_at_most_a_tenth_of_the_answerable() -> None:
+def test_the_threshold_declines_a_tenth_at_most_with_confidence() -> None:
     rng = np.random.default_rng(0)
     qs = [_question("press", float(m), bool(m > 0)) for m in rng.normal(1.0, 2.0, 200)]
     qs += [_question("press", float(m), False, answerable=False) for m in rng.normal(-1.5, 1.0, 40)]
-    d = decide(qs, _margin_only())
-    assert d.answerable_declined <= 0.10
-    # the highest such threshold: one notch up declines more than a tenth
-    probs = sorted(best_of(q, _margin_only())[0] for q in qs if q.answerable)
-    assert sum(p < d.threshold for p in probs) <= 20 < sum(p <= d.threshold for p in probs)
-    assert 0.0 < d.unanswerable_declined <= 1.0 and d.confident >= d.threshold
-    assert 0.0 <= d.ece <= 1.0
+    for confidence in (0.5, 0.9):
+        d = decide(qs, _margin_only(), confidence=confidence)
+        share = declinable_share(200, 0.10, confidence)
+        assert 0.05 < share < 0.10
+        # the smoothed quantile lands within an order statistic of the share
+        assert share - 1 / 200 <= d.answerable_declined <= share + 1 / 200
+        assert 0.0 < d.unanswerable_declined <= 1.0 and d.confident >= d.threshold
+        assert 0.0 <= d.ece <= 1.0
+    # more confidence declines fewer, a looser target more
+    assert decide(qs, _margin_only(), confidence=0.9).threshold < decide(qs, _margin_only()).threshold
+    assert decide(qs, _margin_only(), max_declined=0.2).threshold > decide(qs, _margin_only()).threshold
+
+
+def test_the_declinable_share_is_the_clopper_pearson_bound() -> None:
+    from scipy.stats import beta
+
+    for n in (40, 328, 5000):
+        k = round(declinable_share(n, 0.10, 0.90) * n)
+        assert beta.ppf(0.90, k + 1, n - k) <= 0.10 < beta.ppf(0.90, k + 2, n - k - 1)
+    # more questions, a tighter bound: the share allowed grows toward the target
+    assert (
+        declinable_share(40, 0.1, 0.9)
+        < declinable_share(328, 0.1, 0.9)
+        < declinable_share(5000, 0.1, 0.9)
+        < 0.1
+    )
+    assert declinable_share(10, 0.1, 0.9) == 0.0  # too few to decline any with confidence
+    with pytest.raises(ValueError, match="1.5"):
+        declinable_share(100, 1.5, 0.9)
 
 
 def test_squad_questions_do_not_move_the_threshold() -> None:
