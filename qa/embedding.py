@@ -264,7 +264,11 @@ def quantize_int8(model: Path, out: Path) -> Path:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     logging.getLogger().addFilter(advice)
     try:
-        quantize_dynamic(str(model), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+        # the tensor type for outputs of fused kernels (com.microsoft ops) shape inference can't type
+        extra = {"DefaultTensorType": 1}  # onnx.TensorProto.FLOAT
+        quantize_dynamic(
+            str(model), str(tmp), weight_type=QuantType.QInt8, per_channel=True, extra_options=extra
+        )
         os.replace(tmp, out)
     finally:
         logging.getLogger().removeFilter(advice)

@@ -3,8 +3,8 @@
 It reads the question with each of the top passages (windowed when a passage is longer than the
 model's window) and returns the best span that lies within one sentence, with its start+end logit
 score and the window's no-answer score. Inference runs on ONNX Runtime: the shipped fp16 weights
-(``qa/models/reader``) are exported to an fp32 ONNX file once and cached beside the encoder's, and
-quantized to int8 from it once when the settings ask for int8.
+(``qa/models/reader``) are exported to an fp32 ONNX file with fused attention once and cached
+beside the encoder's, and quantized to int8 from it once when the settings ask for int8.
 """
 
 from __future__ import annotations
@@ -80,8 +80,12 @@ def reader_available(path: str | os.PathLike[str] = READER_PATH) -> bool:
     return (p / "config.json").is_file() and any(p.glob("*.safetensors"))
 
 
+EXPORT = "fused-attention-1"
+"""How the ONNX file is made (part of its cache key, so a file of an older export is remade)."""
+
+
 def _key(path: Path) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(EXPORT.encode())
     for f in sorted(path.glob("*")):
         if f.is_file() and f.suffix in {".json", ".safetensors"}:
             h.update(f.name.encode())
@@ -90,11 +94,25 @@ def _key(path: Path) -> str:
 
 
 def export_reader_onnx(model_dir: Path, out: Path) -> Path:
-    """Export a question-answering checkpoint to ONNX (fp32), atomically."""
+    """Export a question-answering checkpoint to ONNX (fp32) with ONNX Runtime's BERT fusions,
+    atomically.
+
+    Exported with eager attention, not PyTorch's SDPA: only that graph's attention is recognised
+    by ``onnxruntime.transformers.optimizer``, which fuses each layer's attention, the embeddings'
+    layer norm, the skip layer norms and GELU into single kernels. On 2 quiet cores, 3 windows of
+    180 tokens: int8 of the fused graph 0.75x the time of int8 of the SDPA graph (61 vs 82 ms);
+    float logits within 1e-5 of the unfused model's."""
     import torch
+    from onnxruntime.transformers.optimizer import optimize_model
     from transformers import AutoModelForQuestionAnswering
 
-    model = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch.float32).float().eval()
+    model = (
+        AutoModelForQuestionAnswering.from_pretrained(
+            model_dir, dtype=torch.float32, attn_implementation="eager"
+        )
+        .float()
+        .eval()
+    )
 
     class Wrapped(torch.nn.Module):
         def __init__(self, m: Any):
@@ -120,7 +138,20 @@ def export_reader_onnx(model_dir: Path, out: Path) -> Path:
             opset_version=17,
             dynamo=False,
         )
-    os.replace(tmp, out)
+    try:
+        cfg = model.config
+        fused = optimize_model(
+            str(tmp),
+            model_type="bert",
+            num_heads=cfg.num_attention_heads,
+            hidden_size=cfg.hidden_size,
+            opt_level=1,  # the fusions only: ONNX Runtime applies its own graph optimisations at load
+        )
+        logger.info("reader export fused: %s", fused.get_fused_operator_statistics())
+        fused.save_model_to_file(str(tmp))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 

@@ -14,10 +14,12 @@ from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, make_release
 from qa.answer.base import answer
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration, NeuralAnswerer
 from qa.answer.span_reader import (
+    READER_PATH,
     ReadSpan,
     SpanReader,
     SpanReaderSettings,
     best_span_in_window,
+    export_reader_onnx,
     length_batches,
     reader_available,
     spans_in_window,
@@ -173,6 +175,30 @@ def test_the_int8_reader_reads_like_the_float_one(tmp_path: Path) -> None:
     cal = Calibration((1.0,), 0.0, 0.5, ("margin",), precision="int8")
     index, _ = _index()
     assert NeuralAnswerer(index, calibration=cal).reader.settings.precision == "int8"
+
+
+@pytest.mark.skipif(not reader_available(), reason="no reader model installed in qa/models/reader")
+def test_the_onnx_export_fuses_attention_and_reads_like_torch(tmp_path: Path) -> None:
+    """The export's fused kernels (what makes it fast) give the checkpoint's own logits, padding
+    included."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    out = export_reader_onnx(READER_PATH, tmp_path / "reader.onnx")
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops, ops
+    tok = AutoTokenizer.from_pretrained(READER_PATH)
+    enc = tok(["Who chaired it?"] * 2, [TEXT, "Nothing."], padding=True, return_tensors="np")
+    feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, feed)
+    model = AutoModelForQuestionAnswering.from_pretrained(READER_PATH, dtype=torch.float32).float().eval()
+    with torch.inference_mode():
+        want = model(**{k: torch.from_numpy(v) for k, v in feed.items()})
+    real = feed["attention_mask"].astype(bool)
+    for g, w in zip(got, (want.start_logits, want.end_logits), strict=True):
+        assert np.abs(g[real] - w.numpy()[real]).max() < 1e-3
 
 
 def test_windows_are_batched_by_length_longest_first() -> None:
