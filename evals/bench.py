@@ -32,7 +32,7 @@ import numpy as np
 from evals import bench_ann, bench_encoder
 from evals.bench_build import raw_encoder, timed_build
 from evals.bench_corpus import CACHE, US_GOV, question_set, squad_items
-from evals.bench_peers import Worker, start
+from evals.bench_peers import BESIDE, Worker, start
 from evals.bench_report import render
 from evals.bench_scale import base_index, sized_index
 from evals.bench_stats import summary
@@ -123,6 +123,7 @@ def query_bench(
     add_doc: dict[str, str],
     *,
     peers_embed: bool,
+    beside: Path | None = None,
 ) -> dict[str, Any]:
     """Per size: start every system's worker, then interleave rounds of the same questions."""
     out: dict[str, Any] = {}
@@ -140,6 +141,10 @@ def query_bench(
                 )
                 other = f"ours-neural-{other_precision()}"  # the same weights at the other precision
                 workers[other] = start(other, index=path, passages=texts, vectors=None, logs=logs)
+                if beside is not None:  # e.g. the teacher beside a shipped student
+                    workers[BESIDE] = start(
+                        BESIDE, index=path, passages=texts, vectors=None, logs=logs, reader_path=beside
+                    )
             for peer in peers:
                 if peer == "haystack-reader" and "ours-neural" not in workers:
                     continue  # no reader shipped: nothing to compare with
@@ -214,6 +219,12 @@ def main(argv: list[str] | None = None) -> int:
         "press-train questions over it, beside the synthetic sizes",
     )
     p.add_argument("--real-only", action="store_true", help="with --real: skip the synthetic sizes")
+    p.add_argument(
+        "--beside",
+        type=Path,
+        default=None,
+        help="a reader folder (weights + calibration.json) benched beside the shipped one, e.g. the teacher",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     for noisy in ("faiss.loader", "sentence_transformers", "transformers", "httpx"):
@@ -246,7 +257,14 @@ def main(argv: list[str] | None = None) -> int:
         add_real = {"title": "A new statement on the archive", "text": real_q[0], "question": real_q[0]}
         logger.warning("the real archive: %s", args.real)
         report["real"] = query_bench(
-            {"real archive": args.real}, real_q, rounds, peers, out / "logs", add_real, peers_embed=False
+            {"real archive": args.real},
+            real_q,
+            rounds,
+            peers,
+            out / "logs",
+            add_real,
+            peers_embed=False,
+            beside=args.beside,
         )
         report["real_questions"] = {"n": len(real_q), "sample": real_q[:6]}
         built = out / "bench-archive.json"  # the build in the same `make bench` run
@@ -279,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "question": extra.questions[0] if extra.questions else extra.title,
     }
     report["queries"] = query_bench(
-        paths, questions, rounds, peers, out / "logs", add_doc, peers_embed=not quick
+        paths, questions, rounds, peers, out / "logs", add_doc, peers_embed=not quick, beside=args.beside
     )
     return _write(report, out, t0)
 

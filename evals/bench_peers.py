@@ -113,14 +113,22 @@ class Worker:
         self.log.close()
 
 
-def start(system: str, *, index: Path, passages: Path, vectors: Path | None, logs: Path) -> Worker:
-    """Start ``system``'s worker for one corpus size."""
-    logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{system}-{index.name}.log"
+BESIDE = "ours-neural-beside"
+"""The neural answerer with another reader folder (``--beside``: the teacher beside a student)."""
+
+
+def worker_argv(
+    system: str, *, index: Path, passages: Path, vectors: Path | None, reader_path: Path | None = None
+) -> list[str]:
+    """The command that starts ``system``'s worker."""
     if system == "ours" or system.startswith("ours-neural"):
         reader = "features" if system == "ours" else "neural"
         argv = [PY, "-m", "evals.bench_worker", "ours", "--index", str(index), "--reader", reader]
-        if system.startswith("ours-neural-"):  # e.g. ours-neural-fp32: the reader at that precision
+        if system == BESIDE:
+            if reader_path is None:
+                raise ValueError(f"{BESIDE} needs a reader folder (reader_path)")
+            argv += ["--reader-path", str(reader_path)]
+        elif system.startswith("ours-neural-"):  # e.g. ours-neural-fp32: the reader at that precision
             argv += ["--precision", system.removeprefix("ours-neural-")]
     elif system == "bm25s":
         argv = [PY, "-m", "evals.bench_worker", "bm25s", "--passages", str(passages)]
@@ -134,4 +142,20 @@ def start(system: str, *, index: Path, passages: Path, vectors: Path | None, log
             from qa.answer.span_reader import READER_PATH
 
             argv += ["--reader", str(READER_PATH)]
+    return argv
+
+
+def start(
+    system: str,
+    *,
+    index: Path,
+    passages: Path,
+    vectors: Path | None,
+    logs: Path,
+    reader_path: Path | None = None,
+) -> Worker:
+    """Start ``system``'s worker for one corpus size."""
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{system}-{index.name}.log"
+    argv = worker_argv(system, index=index, passages=passages, vectors=vectors, reader_path=reader_path)
     return Worker(system, argv, log)

@@ -120,6 +120,7 @@ def queries(r: dict[str, Any]) -> list[str]:
             "ours-neural": "`Assistant.ask` with the neural reader (top 3 passages)",
             "ours-neural-fp32": "the same, the reader's float ONNX model",
             "ours-neural-int8": "the same, the reader quantized to int8",
+            "ours-neural-beside": "the same, the reader in `--beside` (e.g. the teacher), its calibration",
             "bm25s": "bm25s top-10 alone",
             "txtai": "txtai `search` (dense, faiss)",
             "haystack": "Haystack text embedder -> in-memory embedding retriever",

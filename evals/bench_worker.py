@@ -45,9 +45,10 @@ def _wrap(owner: Any, name: str, sink: dict[str, float]) -> None:
 
 
 def ours(
-    index: str, reader: str = "features", precision: str | None = None
+    index: str, reader: str = "features", precision: str | None = None, reader_path: str | None = None
 ) -> tuple[dict[str, Any], dict[str, Handler]]:
-    """``precision``: run the neural reader at it instead of its calibration's ("fp32" or "int8")."""
+    """``precision``: run the neural reader at it instead of its calibration's ("fp32" or "int8");
+    ``reader_path``: a reader folder (weights and its calibration.json) instead of the shipped one."""
     t_import = time.perf_counter()
     from qa import Assistant, make_release
     from qa.embedding import SentenceTransformerEmbedder
@@ -56,6 +57,15 @@ def ours(
     t_load = time.perf_counter()
     emb = SentenceTransformerEmbedder.for_model(read_manifest(Path(index)).model)  # int8 or not
     assistant = Assistant.load(index, emb, reader=reader)
+    if reader_path is not None and reader == "neural":
+        from qa.answer.neural import Calibration, NeuralAnswerer
+        from qa.answer.span_reader import SpanReader, SpanReaderSettings
+
+        cal = Calibration.load(Path(reader_path) / "calibration.json")
+        settings = SpanReaderSettings(precision=cal.precision)
+        assistant.answerer = NeuralAnswerer(
+            assistant.index, reader=SpanReader(reader_path, settings), calibration=cal
+        )
     if precision is not None and reader == "neural":
         from dataclasses import replace
 
@@ -191,11 +201,12 @@ def main() -> None:
     p.add_argument("--index")
     p.add_argument("--reader", default="features", choices=["features", "neural"])
     p.add_argument("--precision", choices=["fp32", "int8"], default=None)
+    p.add_argument("--reader-path", default=None)
     p.add_argument("--passages")
     args = p.parse_args()
     out = take_stdout()
     if args.system == "ours":
-        ready, handlers = ours(args.index, args.reader, args.precision)
+        ready, handlers = ours(args.index, args.reader, args.precision, args.reader_path)
     else:
         ready, handlers = bm25s_alone(args.passages)
     serve(ready, handlers, out)

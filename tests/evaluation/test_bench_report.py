@@ -31,3 +31,22 @@ def test_the_reader_split_has_a_row_per_precision_and_skips_the_feature_answerer
     assert sum("reader/int8" in r for r in stages(report)) == 1
     # no neural system timed: no table
     assert reader_split({"queries": {"1k": {"systems": {"ours": systems["ours"]}}}}) == []
+
+
+def test_a_reader_benched_beside_the_shipped_one_gets_its_folder() -> None:
+    """`python -m evals.bench --beside DIR` (the teacher beside a student): its worker reads DIR."""
+    from pathlib import Path
+
+    import pytest
+
+    from evals.bench_peers import BESIDE, worker_argv
+
+    where = {"index": Path("idx"), "passages": Path("p.jsonl"), "vectors": None}
+    argv = worker_argv(BESIDE, **where, reader_path=Path("teacher"))
+    assert argv[argv.index("--reader") + 1] == "neural"
+    assert argv[argv.index("--reader-path") + 1] == "teacher" and "--precision" not in argv
+    fp32 = worker_argv("ours-neural-fp32", **where)
+    assert fp32[fp32.index("--precision") + 1] == "fp32"
+    assert "--reader-path" not in worker_argv("ours-neural", **where)
+    with pytest.raises(ValueError, match="reader folder"):
+        worker_argv(BESIDE, **where)
