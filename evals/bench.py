@@ -213,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", help="comma-separated passage counts (default 1000,10000,100000)")
     p.add_argument("--no-peers", action="store_true", help="skip txtai and Haystack (bm25s stays)")
     p.add_argument(
+        "--peers",
+        default=None,
+        help=f"comma-separated peers to run (default all: {','.join(PEERS)}), e.g. bm25s,haystack-reader",
+    )
+    p.add_argument(
         "--real",
         type=Path,
         help="an index of the real archive (evals/bench_archive.py builds one): every system asked "
@@ -252,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     t0 = time.perf_counter()
     peers = ("bm25s",) if args.no_peers else PEERS
+    if args.peers is not None:
+        peers = tuple(x.strip() for x in args.peers.split(",") if x.strip())
+        unknown = [x for x in peers if x not in PEERS]
+        if unknown:
+            p.error(f"unknown peers {unknown!r}; known: {', '.join(PEERS)}")
     if args.real is not None:
         real_q = real_questions(n_questions)
         add_real = {"title": "A new statement on the archive", "text": real_q[0], "question": real_q[0]}
