@@ -303,9 +303,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         confidence=args.confidence,
     )
     command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
-    out = write(
-        result, args.out or shipped, command, max_declined=args.max_declined, confidence=args.confidence
-    )
+    out = write(result, args.out or shipped, command)
     d = result.decision
     print(f"wrote {out}")
     print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")

@@ -81,6 +81,8 @@ class CalibrationResult:
     """Each feature left out in turn (refitted, same rule): what it adds."""
     held_out_ece: float
     """Press-tune's ECE with the Platt step fitted on the other folds (5-fold)."""
+    rule: str = ""
+    """The decision rule in words, as the calibration file records it."""
 
 
 def collect(
@@ -270,8 +272,8 @@ def decide(
     share = declinable_share(len(answerable), max_declined, confidence)
     t = answerable[0]
     if share > 0:  # on the logit scale: Platt scaling (affine there) then moves t with the scores
-        z = np.log(np.clip(answerable, 1e-9, 1 - 1e-9)) - np.log1p(-np.clip(answerable, 1e-9, 1 - 1e-9))
-        t = float(1.0 / (1.0 + np.exp(-float(hdquantiles(z, prob=[share])[0]))))
+        z = float(hdquantiles(np.array([_logit(p) for p in answerable]), prob=[share])[0])
+        t = 1.0 / (1.0 + math.exp(-z))
     declined_ans = sum(p < t for p in answerable) / len(answerable)
     unans = [p for p, _, a in press if not a]
     declined_un = sum(p < t for p in unans) / len(unans) if unans else 0.0
@@ -333,25 +335,21 @@ def calibrate(
     w, b = fit(questions, features)
     honest = held_out_ece(questions, Calibration(w, b, 0.5, tuple(features), passages))
     logger.info("calibration: %s (held-out ECE %.3f)", decision, honest)
-    return CalibrationResult(final, decision, counts, n, ablation, honest)
+    rule = (
+        f"decline only below the highest threshold that declines <= {max_declined:.0%} of answerable "
+        f"questions like press-tune's (Clopper-Pearson bound at confidence {confidence}, "
+        "Harrell-Davis quantile)"
+    )
+    return CalibrationResult(final, decision, counts, n, ablation, honest, rule)
 
 
-def write(
-    result: CalibrationResult,
-    out: str | os.PathLike[str],
-    command: str,
-    *,
-    max_declined: float = 0.10,
-    confidence: float = 0.5,
-) -> Path:
+def write(result: CalibrationResult, out: str | os.PathLike[str], command: str) -> Path:
     d = result.decision
     result.calibration.save(
         out,
         fitted_on=result.questions,
         candidates=result.candidates,
-        rule=f"decline only below the highest threshold that declines <= {max_declined:.0%} of answerable "
-        f"questions like press-tune's (Clopper-Pearson bound at confidence {confidence}, "
-        "Harrell-Davis quantile)",
+        rule=result.rule,
         press_tune={
             "answerable_declined": round(d.answerable_declined, 4),
             "unanswerable_declined": round(d.unanswerable_declined, 4),
