@@ -85,9 +85,11 @@ EXPORT = "fused-attention-1"
 
 
 def _key(path: Path) -> str:
+    """What the ONNX file is made from: the export, the model's config and weights (not the
+    calibration or the training log beside them: refitting the decision need not re-export)."""
     h = hashlib.sha256(EXPORT.encode())
     for f in sorted(path.glob("*")):
-        if f.is_file() and f.suffix in {".json", ".safetensors"}:
+        if f.is_file() and (f.name == "config.json" or f.suffix == ".safetensors"):
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
