@@ -315,7 +315,13 @@ def press_groups(rows_path: str, mined_path: str) -> list[Group]:
     return out
 
 
-def _lr(cfg: SharedNormConfig, seen: int) -> float:
+REWARM_WINDOWS = 2000
+"""Windows over which a run resumed without optimizer state warms its rate up again."""
+
+
+def _lr(cfg: SharedNormConfig, seen: int, *, rewarm_from: int | None = None) -> float:
+    if rewarm_from is not None:
+        return _lr(cfg, seen) * min(1.0, (seen - rewarm_from + 1) / REWARM_WINDOWS)
     frac = seen / cfg.target_windows
     if frac < cfg.warmup:
         return cfg.lr * frac / cfg.warmup
@@ -408,8 +414,14 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
     )
     from safetensors.torch import load_file
 
+    rewarm = False
     if meta_prev and (out / OPTIMIZER).is_file():
         _restore_optimizer(opt, load_file(out / OPTIMIZER, device=device), meta_prev["optimizer_groups"])
+    elif meta_prev:
+        # an exported reader copied back as a checkpoint: its weights and place in the schedule, but
+        # AdamW's moments are gone; fresh moments at full rate jolt the weights, so warm up again
+        rewarm = True
+        log.warning("%s has no optimizer state: fresh AdamW moments, the rate warmed up again", out)
     state = dict(meta_prev.get("state", {"squad": 0, "press": 0, "groups": 0, "windows": 0, "steps": 0}))
     history: list[dict[str, Any]] = list(meta_prev.get("history", []))
     seconds = float(meta_prev.get("seconds", 0.0))
@@ -470,7 +482,7 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             if g:
                 groups.append(list(range(len(wins), len(wins) + len(g))))
                 wins.extend(g)
-        lr = _lr(cfg, state["windows"])
+        lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
         for pg in opt.param_groups:
             pg["lr"] = lr
         batch = collate(wins, pad_id)

@@ -13,8 +13,10 @@ import pytest
 from qa.embedding import packaged_model_path
 from qa.training.negatives import Mined, holds_answer, negatives_of, read_mined
 from qa.training.shared_norm import (
+    REWARM_WINDOWS,
     Group,
     SharedNormConfig,
+    _lr,
     collate,
     distill_loss,
     featurize,
@@ -195,6 +197,27 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
 
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(abs(a[k] - b[k]).max() < 1e-5 for k in a)
+
+
+def test_a_checkpoint_without_optimizer_state_resumes_with_the_rate_warmed_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A new machine keeps only the exported reader (weights and training.json): resuming from it
+    continues the data order and the schedule, with fresh AdamW moments brought in gently."""
+    common = _tiny_run(tmp_path)
+    first = train(
+        SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, stop_after_windows=6, **common)
+    )
+    (tmp_path / "a" / "optimizer.safetensors").unlink()
+    with caplog.at_level("INFO", logger="qa.training.shared_norm"):
+        resumed = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common), resume=True)
+    whole = train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=20, **common))
+    assert "no optimizer state" in caplog.text
+    assert resumed["done"] and resumed["state"] == whole["state"]
+    assert resumed["state"]["steps"] > first["state"]["steps"]
+    cfg = SharedNormConfig(out="x", target_windows=100_000, **common)
+    assert _lr(cfg, 50_000, rewarm_from=50_000) < 0.001 * _lr(cfg, 50_000)
+    assert _lr(cfg, 50_000 + REWARM_WINDOWS, rewarm_from=50_000) == _lr(cfg, 50_000 + REWARM_WINDOWS)
 
 
 def test_a_bf16_run_learns_in_float32_weights(tmp_path: Path) -> None:
