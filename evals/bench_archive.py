@@ -32,6 +32,7 @@ from typing import Any
 from qa.assistant import update_index
 from qa.embedding import SentenceTransformerEmbedder
 from qa.index import Index
+from qa.index.prepare import chunk_releases, late_sentence_vectors
 from qa.ingest.chunking import Chunker, ChunkerSettings
 from qa.ingest.releases import read_releases
 from qa.text import passage_embedding_text
@@ -115,18 +116,23 @@ def probe_before(
     picked = random.Random(seed).sample(files, max(1, round(share * len(files))))
     releases = read_releases(picked).releases
     chunker = Chunker(ChunkerSettings(), emb.count_tokens)
-    passages: list[str] = []
-    sentences: list[str] = []
-    for r in releases:
-        sents = chunker.sentences(r)
-        sentences += [x.text for x in sents]
-        passages += [passage_embedding_text(r, p) for p in chunker.chunk(r, sents)]
-    return {
+    parts = chunk_releases(releases, chunker)
+    passages = [passage_embedding_text(x.release, p) for x in parts for p in x.passages]
+    sentences = [s.text for x in parts for s in x.sentences]
+    out: dict[str, Any] = {
         "files": len(picked),
         "passages": len(passages),
         "sentences": len(sentences),
         **_time_bare(emb, passages, sentences),
     }
+    # what the build's passage pass does beyond ``encode`` when it reads the sentences in them,
+    # and the share of sentences no passage's tokens reach (encoded on their own)
+    clock = Clock()
+    read = late_sentence_vectors(parts, emb).read
+    late = clock.read()
+    out["late_per_passage_s"] = late["wall_s"] / max(1, len(passages))
+    out["unread_share"] = float((~read).mean()) if len(read) else 0.0
+    return out
 
 
 def probe_after(index: Index, emb: SentenceTransformerEmbedder, share: float, seed: int) -> dict[str, Any]:
@@ -139,7 +145,7 @@ def probe_after(index: Index, emb: SentenceTransformerEmbedder, share: float, se
     return {"passages": len(ps), "sentences": len(ss), **_time_bare(emb, texts, [s.text for s in ss])}
 
 
-def bare_estimate(probe: dict[str, Any], passages: int, sentences: int, *, cpu: bool = False) -> float:
+def bare_estimate(probe: dict[str, Any], passages: int, sentences: float, *, cpu: bool = False) -> float:
     """Seconds (wall, or with ``cpu`` CPU) the bare encoder would take for ``passages`` and
     ``sentences`` at a probe's rates."""
     pre = "cpu_" if cpu else ""
@@ -179,10 +185,17 @@ def main() -> None:
         load_after_build = os.getloadavg()
         index = Index.load(root, emb)
         after = probe_after(index, emb, args.share / 2, args.seed)
-        n = (built.passages, built.sentences)
+        # the texts the build encoded: its passages and, with late sentence vectors, only the
+        # sentences no passage read (their share measured on the probe's sample)
+        late = ChunkerSettings().sentence_vectors == "late"
+        encoded = built.sentences * (before["unread_share"] if late else 1.0)
+        n = (built.passages, encoded)
         est_before, est_after = bare_estimate(before, *n), bare_estimate(after, *n)
         bare_s = (est_before + est_after) / 2
         bare_cpu_s = (bare_estimate(before, *n, cpu=True) + bare_estimate(after, *n, cpu=True)) / 2
+        # beside it, what encoding every passage and every sentence on its own would take
+        whole = (built.passages, built.sentences)
+        separate_s = (bare_estimate(before, *whole) + bare_estimate(after, *whole)) / 2
         report = {
             "sources": [str(s) for s in SOURCES]
             + ([f"sample {args.sample} seed {args.seed}"] if args.sample else []),
@@ -199,6 +212,11 @@ def main() -> None:
             "bare_encoder_after_s": est_after,
             "bare_encoder_s": bare_s,
             "ratio": bare_s / build_s,
+            "sentence_vectors": ChunkerSettings().sentence_vectors,
+            "sentences_encoded": encoded,
+            "late_passage_cost": before["late_per_passage_s"] / before["per_passage_s"],
+            "bare_encoder_separate_s": separate_s,
+            "ratio_to_separate": separate_s / build_s,
             "build_cpu_s": build["cpu_s"],
             "bare_encoder_cpu_s": bare_cpu_s,
             "cpu_ratio": bare_cpu_s / build["cpu_s"],
@@ -229,6 +247,12 @@ def main() -> None:
         "",
         f"CPU seconds (unmoved by steal): the build {r['build_cpu_s'] / 60:.1f} min, the bare encoder "
         f"{r['bare_encoder_cpu_s'] / 60:.1f} min on the same texts: {r['cpu_ratio']:.2f}x.",
+        "",
+        f"Sentence vectors: {r['sentence_vectors']} (read in their passages: the passage pass cost "
+        f"{r['late_passage_cost']:.2f}x a bare passage encoding on the probe; {r['sentences_encoded']:,.0f} "
+        f"sentences no passage reached were encoded on their own). The bare encoder on every passage "
+        f"and every sentence on its own would take {r['bare_encoder_separate_s'] / 60:.1f} min: "
+        f"{r['ratio_to_separate']:.2f}x the build's throughput.",
         "",
         "| build wall time | passages/s | sentences/s | bare encoder, same texts (before / after the "
         f"build, {r['bare_encoder']['share'] / 2:.0%} each) | build throughput / bare encoder's | peak RSS |",

@@ -14,7 +14,7 @@ import numpy as np
 import qa.assistant
 import qa.index
 import qa.ingest.chunking
-from qa.embedding import Embedder
+from qa.embedding import Embedder, SpanEmbedder, SpanVectors
 
 
 class TimedEmbedder:
@@ -25,6 +25,8 @@ class TimedEmbedder:
         self.name = inner.name
         self.dimension = inner.dimension
         self.encode_calls: list[tuple[list[str], float]] = []
+        self.span_calls: list[tuple[list[str], float]] = []
+        """Passages read with their sentences (late sentence vectors), one entry per call."""
         self.count_seconds = 0.0
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -39,6 +41,24 @@ class TimedEmbedder:
         out = self.inner.encode(texts, batch_size=batch_size)
         self.encode_calls.append((list(texts), time.perf_counter() - t))
         return out
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool = False
+    ) -> SpanVectors:
+        if not isinstance(self.inner, SpanEmbedder):
+            raise TypeError(f"{self.inner.name!r} cannot read spans")
+        t = time.perf_counter()
+        out = self.inner.encode_spans(texts, spans)
+        self.span_calls.append((list(texts), time.perf_counter() - t))
+        return out
+
+    def passage_calls(self) -> list[tuple[list[str], float]]:
+        """The calls that encoded passages: the span reads, or else each build's first call."""
+        return self.span_calls or self.encode_calls[:1]
+
+    def sentence_calls(self) -> list[tuple[list[str], float]]:
+        """The calls that encoded sentences on their own (with late vectors: those no passage read)."""
+        return self.encode_calls if self.span_calls else self.encode_calls[1:]
 
 
 @contextlib.contextmanager
@@ -75,12 +95,14 @@ def timed_build(index_path: Path, sources: Sequence[str], embedder: Embedder) ->
         t = time.perf_counter()
         report = qa.assistant.update_index(index_path, list(sources), embedder=emb)
         total = time.perf_counter() - t
-    texts = [t for texts, _ in emb.encode_calls for t in texts]
+    pcalls, scalls = emb.passage_calls(), emb.sentence_calls()
+    passage_texts = [t for texts, _ in pcalls for t in texts]
+    texts = passage_texts + [t for texts, _ in scalls for t in texts]
     stages = {
         **spent,
         "token counting": emb.count_seconds,
-        "embedding passages": emb.encode_calls[0][1] if emb.encode_calls else 0.0,
-        "embedding sentences": sum(s for _, s in emb.encode_calls[1:]),
+        "embedding passages": sum(s for _, s in pcalls),
+        "embedding sentences": sum(s for _, s in scalls),
     }
     stages["other"] = max(0.0, total - sum(stages.values()))
     return {
@@ -89,10 +111,11 @@ def timed_build(index_path: Path, sources: Sequence[str], embedder: Embedder) ->
         "passages": report.passages,
         "sentences": report.sentences,
         "texts_embedded": len(texts),
-        "passage_texts": len(emb.encode_calls[0][0]) if emb.encode_calls else 0,
+        "passage_texts": len(passage_texts),
+        "sentences_read_in_passages": bool(emb.span_calls),
         "stages": stages,
         "_texts": texts,
-        "_passage_texts": emb.encode_calls[0][0] if emb.encode_calls else [],
+        "_passage_texts": passage_texts,
     }
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,8 +33,9 @@ The environment variable ``RELEASE_QA_ENCODER`` overrides it."""
 BACKENDS = ("onnx", "onnx-int8", "torch")
 INT8 = "@int8"
 """Suffix of the model name an "onnx-int8" embedder gives the indexes it builds."""
-ONNX_EXPORT_VERSION = 1
-"""Bumped when the exported graph changes, so cached exports are redone."""
+ONNX_EXPORT_VERSION = 2
+"""Bumped when the exported graph changes, so cached exports are redone (2: the token states
+are a second output, for ``encode_spans``)."""
 
 
 def encoder_backend() -> str:
@@ -55,6 +57,53 @@ class Embedder(Protocol):
         ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SpanVectors:
+    """What ``SpanEmbedder.encode_spans`` returns: each text's vector, and a vector for each
+    character span of it read in the text's context ("late chunking")."""
+
+    texts: np.ndarray
+    """float32, L2-normalized, one row per text (what ``encode`` gives)."""
+    spans: np.ndarray
+    """float32, L2-normalized, one row per span, the texts' spans in order."""
+    found: np.ndarray
+    """bool per span: False where no token of the span was read (past the text's truncation);
+    its row is then zero."""
+
+
+@runtime_checkable
+class SpanEmbedder(Embedder, Protocol):
+    """An embedder that can also read spans of a text in context: one encoder pass gives the
+    passage's vector and its sentences' (the mean of their tokens' states), instead of encoding
+    every sentence again on its own."""
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool = False
+    ) -> SpanVectors:
+        """``spans[i]``: (start, end) character offsets into ``texts[i]``."""
+        ...
+
+
+def span_means(
+    states: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], strip: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The normalized mean of ``states`` (one row per token) over the tokens each character span
+    holds (a token holds ``offsets[t]`` within the span; special tokens, (0, 0), never count);
+    ``strip`` is added to the spans (the whitespace ``encode`` strips off the front). Returns
+    (vectors, found)."""
+    off = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)[: len(states)]
+    real = off[:, 1] > off[:, 0]
+    out = np.zeros((len(spans), states.shape[1]), dtype=np.float32)
+    found = np.zeros(len(spans), dtype=bool)
+    for i, (a, b) in enumerate(spans):
+        m = real & (off[:, 0] >= a - strip) & (off[:, 1] <= b - strip)
+        if m.any():
+            v = states[m].mean(axis=0)
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+            found[i] = True
+    return out, found
 
 
 def packaged_model_path() -> Path:
@@ -185,6 +234,43 @@ class SentenceTransformerEmbedder:
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool = False
+    ) -> SpanVectors:
+        if self._onnx is not None:
+            return self._onnx.encode_spans(texts, spans, progress=progress)
+        if len(spans) != len(texts):
+            raise ValueError(f"encode_spans: {len(texts)} texts but {len(spans)} span lists")
+        import torch
+
+        model, tok = self.model, self.model.tokenizer
+        pooled = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        rows: list[np.ndarray] = []
+        found: list[np.ndarray] = []
+        for i, text in enumerate(texts):  # one at a time: the torch path is the slow fallback
+            strip = len(text) - len(text.lstrip())
+            enc = tok(
+                text.strip(),
+                truncation=True,
+                max_length=model.max_seq_length,
+                return_offsets_mapping=True,
+                return_tensors="pt",
+            )
+            offsets = enc.pop("offset_mapping")[0].tolist()
+            with torch.no_grad():
+                states = model[0].auto_model(**enc.to(self.device)).last_hidden_state[0].float().cpu().numpy()
+            mean = states.mean(axis=0)
+            pooled[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+            v, f = span_means(states, offsets, spans[i], strip)
+            rows.append(v)
+            found.append(f)
+        dim = self.dimension
+        return SpanVectors(
+            pooled,
+            np.concatenate(rows) if rows else np.zeros((0, dim), dtype=np.float32),
+            np.concatenate(found) if found else np.zeros(0, dtype=bool),
+        )
+
 
 def onnx_cache_dir() -> Path:
     """Where exported models live: ``$RELEASE_QA_CACHE`` or ``~/.cache/release-qa``."""
@@ -203,7 +289,8 @@ def _model_key(path: Path) -> str:
 
 
 def export_onnx(model_path: Path, out: Path) -> Path:
-    """Export the transformer with mean pooling and L2 normalization inside the graph.
+    """Export the transformer with mean pooling and L2 normalization inside the graph; the
+    token states are a second output, computed only when asked for (``encode_spans``).
 
     Uses torch once; later runs load the file with ONNX Runtime alone (no torch import).
     """
@@ -223,7 +310,7 @@ def export_onnx(model_path: Path, out: Path) -> Path:
             ).last_hidden_state
             w = attention_mask.unsqueeze(-1).to(hidden.dtype)
             mean = (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, p=2.0, dim=1)
+            return torch.nn.functional.normalize(mean, p=2.0, dim=1), hidden
 
     # eager attention: the SDPA path traces shape checks into constants
     model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager").eval()
@@ -240,8 +327,8 @@ def export_onnx(model_path: Path, out: Path) -> Path:
                 (x, x, torch.zeros_like(x)),
                 str(tmp),
                 input_names=["input_ids", "attention_mask", "token_type_ids"],
-                output_names=["embedding"],
-                dynamic_axes={**dyn, "embedding": {0: "batch"}},
+                output_names=["embedding", "tokens"],
+                dynamic_axes={**dyn, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "seq"}},
                 opset_version=17,
                 dynamo=False,
             )
@@ -379,12 +466,17 @@ class OnnxEmbedder:
         _, counter = self._tokenizers()
         return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def _run(
+        self, texts: Sequence[str], batch_size: int, progress: bool, on_tokens: Any = None
+    ) -> np.ndarray:
+        """Pooled vectors of ``texts``; with ``on_tokens``, it is also called as
+        ``on_tokens(i, states, encoding)`` with each text's token states."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if len(texts) == 0:
             return out
         tok, _ = self._tokenizers()
         session = self.session
+        wanted = ["embedding"] if on_tokens is None else ["embedding", "tokens"]
         encs = tok.encode_batch([t.strip() for t in texts])
         # batches of similar length waste little on padding
         order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
@@ -403,9 +495,33 @@ class OnnxEmbedder:
                 ids[r, :n] = encs[i].ids
                 mask[r, :n] = 1
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            out[rows] = session.run(None, feed)[0]
+            got = session.run(wanted, feed)
+            out[rows] = got[0]
+            if on_tokens is not None:
+                for r, i in enumerate(rows):
+                    on_tokens(i, got[1][r, : len(encs[i].ids)], encs[i])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.ascontiguousarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        return self._run(texts, batch_size, progress)
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool = False
+    ) -> SpanVectors:
+        if len(spans) != len(texts):
+            raise ValueError(f"encode_spans: {len(texts)} texts but {len(spans)} span lists")
+        starts = np.cumsum([0, *(len(x) for x in spans)])
+        vecs = np.zeros((int(starts[-1]), self.dimension), dtype=np.float32)
+        found = np.zeros(int(starts[-1]), dtype=bool)
+
+        def read(i: int, states: np.ndarray, enc: Any) -> None:
+            strip = len(texts[i]) - len(texts[i].lstrip())
+            v, f = span_means(states, enc.offsets, spans[i], strip)
+            vecs[starts[i] : starts[i + 1]], found[starts[i] : starts[i + 1]] = v, f
+
+        pooled = self._run(texts, 64, progress, read)
+        return SpanVectors(pooled, vecs, found)
 
 
 _WORD = re.compile(r"\w+")
@@ -442,3 +558,12 @@ class HashingEmbedder:
             if norm == 0:
                 out[row, 0] = 1.0
         return out
+
+    def encode_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool = False
+    ) -> SpanVectors:
+        """Bags of words have no context: a span's vector is its own text's."""
+        if len(spans) != len(texts):
+            raise ValueError(f"encode_spans: {len(texts)} texts but {len(spans)} span lists")
+        pieces = [t[a:b] for t, sp in zip(texts, spans, strict=True) for a, b in sp]
+        return SpanVectors(self.encode(texts), self.encode(pieces), np.ones(len(pieces), dtype=bool))

@@ -109,3 +109,41 @@ def test_counting_in_one_thread_while_encoding_in_another(backend: str, texts: l
         assert all(c.result() == alone_counts for c in counts)
         for v in vecs:  # the same batches as alone (int8 vectors depend on a batch's neighbours)
             np.testing.assert_allclose(v.result(), alone_vecs, atol=1e-5)
+
+
+def test_spans_read_in_context_are_their_sentences(onnx: OnnxEmbedder, texts: list[str]) -> None:
+    """Late chunking: one pass over a passage gives its vector (what ``encode`` gives) and each
+    sentence's, close to the sentence encoded alone."""
+    sents = texts[6:12]  # the body's first sentences (before them: front matter, a caption)
+    passage = "  " + " ".join(sents)  # leading space: ``encode`` strips it, the spans must follow
+    spans, pos = [], 2
+    for s in sents:
+        spans.append((pos, pos + len(s)))
+        pos += len(s) + 1
+    assert [passage[a:b] for a, b in spans] == sents
+    got = onnx.encode_spans([passage, "x"], [spans, [(5, 9)]])
+    np.testing.assert_allclose(got.texts, onnx.encode([passage, "x"]), atol=1e-5)
+    assert got.spans.shape == (7, 384) and got.found.tolist() == [True] * 6 + [False]
+    assert not got.spans[6].any()  # nothing of "x" lies at 5..9
+    alone = onnx.encode(sents)
+    sim = got.spans[:6] @ alone.T
+    own, other = np.diag(sim), sim[~np.eye(6, dtype=bool)]
+    # read in context, a sentence carries some of its neighbours: near itself, nearer than others
+    assert own.min() > 0.6 and own.mean() > other.mean() + 0.15, sim.round(2)
+    assert (sim.argmax(axis=1) == np.arange(6)).sum() >= 4, sim.round(2)
+    np.testing.assert_allclose(np.linalg.norm(got.spans[:6], axis=1), 1.0, atol=1e-5)
+
+
+def test_a_span_past_the_truncation_is_not_read(onnx: OnnxEmbedder) -> None:
+    text = "The minister spoke. " * 200  # far past 256 tokens
+    got = onnx.encode_spans([text], [[(0, 19), (len(text) - 20, len(text) - 1)]])
+    assert got.found.tolist() == [True, False]
+
+
+def test_torch_reads_spans_as_onnx_does(onnx: OnnxEmbedder, texts: list[str]) -> None:
+    passage = " ".join(texts[:4])
+    spans = [(0, len(texts[0])), (len(texts[0]) + 1, len(texts[0]) + 1 + len(texts[1]))]
+    a = onnx.encode_spans([passage], [spans])
+    b = SentenceTransformerEmbedder(backend="torch").encode_spans([passage], [spans])
+    assert ((a.spans * b.spans).sum(axis=1) >= 0.9999).all()
+    assert float(a.texts[0] @ b.texts[0]) >= 0.9999

@@ -726,6 +726,8 @@ class Index:
                 max_tokens=int(manifest.chunker["max_tokens"]),
                 overlap_sentences=int(manifest.chunker["overlap_sentences"]),
                 annotator=manifest.chunker.get("annotator"),
+                # indexes built before the setting existed encoded every sentence on its own
+                sentence_vectors=manifest.chunker.get("sentence_vectors", "separate"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise QAIndexError(

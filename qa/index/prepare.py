@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from qa.embedding import Embedder
+from qa.embedding import Embedder, SpanEmbedder
 from qa.ingest.annotate import annotate_batch
 from qa.ingest.chunking import Chunker, ChunkerSettings
 from qa.ingest.releases import FileRead
@@ -122,6 +122,45 @@ def chunk_releases(
     return out
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class LateVectors:
+    """Passage vectors and sentence vectors from one encoder pass over the passages."""
+
+    passages: np.ndarray
+    sentences: np.ndarray
+    """One row per sentence: the mean of its readings (a sentence two passages share is read in
+    both), normalized; zero where ``read`` is False."""
+    read: np.ndarray
+    """bool per sentence: False where no passage's tokens reached it (past the truncation)."""
+
+
+def late_sentence_vectors(
+    parts: Sequence[ChunkedRelease], embedder: SpanEmbedder, *, progress: bool = False
+) -> LateVectors:
+    """Each passage's vector and each sentence's vector read in its passages."""
+    texts: list[str] = []
+    spans: list[list[tuple[int, int]]] = []
+    owner: list[int] = []  # the sentence (index over all parts) of each span
+    base = 0
+    for x in parts:
+        where = {(s.start, s.end): base + i for i, s in enumerate(x.sentences)}
+        for p in x.passages:
+            text = passage_embedding_text(x.release, p)
+            off = len(text) - len(p.text)  # the title before the passage
+            texts.append(text)
+            spans.append([(off + s.start - p.start, off + s.end - p.start) for s in p.sentences])
+            owner.extend(where[(s.start, s.end)] for s in p.sentences)
+        base += len(x.sentences)
+    got = embedder.encode_spans(texts, spans, progress=progress)
+    sums = np.zeros((base, got.texts.shape[1]), dtype=np.float32)
+    ok = got.found
+    np.add.at(sums, np.asarray(owner, dtype=np.int64)[ok], got.spans[ok])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    read = norms[:, 0] > 0
+    svec = np.where(read[:, None], sums / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    return LateVectors(got.texts, svec, read)
+
+
 def encode_chunked(
     parts: Sequence[ChunkedRelease],
     embedder: Embedder,
@@ -129,14 +168,26 @@ def encode_chunked(
     *,
     annotate: bool,
     progress: bool,
+    late: bool = False,
 ) -> list[PreparedRelease]:
-    """The encoder half: one encoder call for all passages and one for all (distinct) sentences,
-    which the encoder batches by length (faster than a call per release); ``annotate``: spaCy
-    annotations too."""
+    """The encoder half: one encoder call for all passages and, unless ``late`` reads them in
+    their passages, one for all (distinct) sentences, which the encoder batches by length (faster
+    than a call per release); ``annotate``: spaCy annotations too."""
     sentences = [s for x in parts for s in x.sentences]
-    texts = [passage_embedding_text(x.release, p) for x in parts for p in x.passages]
-    pvec = embedder.encode(texts, progress=progress)
-    svec = encode_distinct(embedder, [s.text for s in sentences], memo, progress=progress)
+    if late:
+        if not isinstance(embedder, SpanEmbedder):
+            raise TypeError(
+                f"late sentence vectors need an embedder with encode_spans; {embedder.name!r} has none"
+            )
+        late_vecs = late_sentence_vectors(parts, embedder, progress=progress)
+        pvec, svec = late_vecs.passages, late_vecs.sentences
+        if not late_vecs.read.all():  # past a passage's truncation: encoded on their own
+            missed = np.flatnonzero(~late_vecs.read)
+            svec[missed] = encode_distinct(embedder, [sentences[i].text for i in missed], memo)
+    else:
+        texts = [passage_embedding_text(x.release, p) for x in parts for p in x.passages]
+        pvec = embedder.encode(texts, progress=progress)
+        svec = encode_distinct(embedder, [s.text for s in sentences], memo, progress=progress)
     anns = (
         [a.to_json() for a in annotate_batch([s.text for s in sentences])] if annotate and sentences else None
     )
@@ -175,7 +226,8 @@ def prepare_releases(
     """
     parts = chunk_releases(releases, Chunker(settings, embedder.count_tokens), progress=progress)
     annotate = annotate and settings.annotator is not None
-    return encode_chunked(parts, embedder, memo, annotate=annotate, progress=progress)
+    late = settings.sentence_vectors == "late"
+    return encode_chunked(parts, embedder, memo, annotate=annotate, progress=progress, late=late)
 
 
 def prepare_locally(
@@ -198,6 +250,7 @@ def prepare_locally(
         memo = VectorMemo()
         chunker = Chunker(settings, embedder.count_tokens)
         annotating = annotate and settings.annotator is not None
+        late = settings.sentence_vectors == "late"
         batches = [releases[lo : lo + batch] for lo in range(0, len(releases), batch)]
         if not batches:
             return
@@ -207,7 +260,9 @@ def prepare_locally(
                 parts = pending.result()
                 if i + 1 < len(batches):
                     pending = ahead.submit(chunk_releases, batches[i + 1], chunker, progress=progress)
-                yield from encode_chunked(parts, embedder, memo, annotate=annotating, progress=progress)
+                yield from encode_chunked(
+                    parts, embedder, memo, annotate=annotating, progress=progress, late=late
+                )
 
     return prepare
 

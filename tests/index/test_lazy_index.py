@@ -341,3 +341,26 @@ def test_a_sparse_table_iterates_only_the_ids_that_have_rows() -> None:
     table[7] = "added"
     assert list(table) == [2, 4, 7] and len(table) == 3
     assert dict(table) == {2: "row 2", 4: "row 4", 7: "added"}
+
+
+def test_an_index_from_before_late_sentence_vectors_is_rebuilt_by_update_index(
+    corpus_dir: Path, embedder: HashingEmbedder, saved: Path
+) -> None:
+    """Its manifest names no ``sentence_vectors``: it encoded every sentence on its own, so it
+    loads as "separate", and ``update_index`` (``make chat``) rebuilds it with today's setting."""
+    import dataclasses
+    import json
+
+    from qa import update_index
+    from qa.index import manifest_checksum
+
+    snap = (saved / "current").resolve()
+    manifest = json.loads((snap / "manifest.json").read_text())
+    assert manifest["chunker"].pop("sentence_vectors") == SETTINGS.sentence_vectors == "late"
+    manifest.pop("checksum")
+    manifest["checksum"] = manifest_checksum(manifest)
+    (snap / "manifest.json").write_text(json.dumps(manifest))
+    old = Index.load(saved)
+    assert old.chunker == dataclasses.replace(SETTINGS, sentence_vectors="separate")
+    report = update_index(saved, [corpus_dir], embedder=embedder, chunker=SETTINGS)
+    assert report.added == len(old.releases) and Index.load(saved).chunker == SETTINGS

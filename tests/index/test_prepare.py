@@ -163,3 +163,59 @@ def test_a_chunking_failure_reaches_the_caller_and_a_stream_stopped_early_ends()
     early = iter(prepare_locally(HashingEmbedder(64), SETTINGS, batch=1)(corpus()))
     assert next(early).release.title == "Note 0"
     early.close()  # no hang: the thread's pending batch finishes and the pool shuts down
+
+
+def test_late_sentence_vectors_are_the_mean_of_each_passage_s_reading() -> None:
+    """A sentence two overlapping passages share is read in both; a context-free embedder (the
+    fake) then gives exactly the separately encoded vectors, so only the plumbing differs."""
+    import dataclasses
+
+    emb = HashingEmbedder(64)
+    late = prepare_releases(corpus(), emb, SETTINGS)
+    separate = prepare_releases(corpus(), emb, dataclasses.replace(SETTINGS, sentence_vectors="separate"))
+    assert SETTINGS.sentence_vectors == "late"
+    assert any(
+        len(set(p.sentences) & set(q.sentences))
+        for x in late
+        for p, q in zip(x.passages, x.passages[1:], strict=False)
+    )
+    for a, b in zip(late, separate, strict=True):
+        assert a.sentences == b.sentences
+        np.testing.assert_allclose(a.sentence_vectors, b.sentence_vectors, atol=1e-6)
+        np.testing.assert_allclose(a.passage_vectors, b.passage_vectors, atol=1e-6)
+
+
+def test_a_sentence_no_passage_read_is_encoded_on_its_own() -> None:
+    """Where a passage's tokens ran out before a sentence (the encoder truncates), the sentence
+    gets a vector of its own rather than none."""
+    from qa.embedding import SpanVectors
+
+    class Short(HashingEmbedder):
+        def encode_spans(self, texts, spans, *, progress=False):  # type: ignore[no-untyped-def]
+            got = super().encode_spans(texts, spans)
+            found = got.found.copy()
+            found[-1] = False  # the last reading of the last passage was cut off
+            rows = got.spans.copy()
+            rows[-1] = 0
+            return SpanVectors(got.texts, rows, found)
+
+    one = corpus()[:1]
+    got = prepare_releases(one, Short(64), SETTINGS)[0]
+    want = prepare_releases(one, HashingEmbedder(64), SETTINGS)[0]
+    np.testing.assert_allclose(got.sentence_vectors, want.sentence_vectors, atol=1e-6)
+
+
+def test_late_vectors_need_an_embedder_that_reads_spans() -> None:
+    import pytest
+
+    class Plain:
+        name, dimension = "plain", 8
+
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            return np.ones((len(texts), 8), dtype=np.float32)
+
+        def count_tokens(self, texts):  # type: ignore[no-untyped-def]
+            return [len(t.split()) for t in texts]
+
+    with pytest.raises(TypeError, match="'plain' has none"):
+        prepare_releases(corpus()[:1], Plain(), SETTINGS)  # type: ignore[arg-type]

@@ -67,6 +67,8 @@ def test_settings_validate() -> None:
         ChunkerSettings(max_tokens=0)
     with pytest.raises(ValueError, match="got -1"):
         ChunkerSettings(overlap_sentences=-1)
+    with pytest.raises(ValueError, match="late, separate, got 'early'"):
+        ChunkerSettings(sentence_vectors="early")
 
 
 _text = st.lists(
