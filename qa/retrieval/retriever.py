@@ -48,7 +48,7 @@ class Retriever:
 
     Why these two: with sentences read in their passages (``ChunkerSettings.sentence_vectors``
     "late"), the passage-vector ranking added nothing to the fusion and took from it: gold
-    passage first 77.4% without it, 74.2% with it (press-train + press-tune, 1,095 questions
+    passage first 77.0% without it, 74.2% with it (press-train + press-tune, 1,095 questions
     over 750 releases), 80.4% against 76.7% (1,500 SQuAD train questions); the three-way fusion
     over separately encoded sentences, the earlier default, 75.3% and 79.4%.
     """
