@@ -86,7 +86,7 @@ class SpanEmbedder(Embedder, Protocol):
         ...
 
 
-def span_means(
+def _span_means(
     states: np.ndarray, offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], strip: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The normalized mean of ``states`` (one row per token) over the tokens each character span
@@ -261,7 +261,7 @@ class SentenceTransformerEmbedder:
                 states = model[0].auto_model(**enc.to(self.device)).last_hidden_state[0].float().cpu().numpy()
             mean = states.mean(axis=0)
             pooled[i] = mean / max(float(np.linalg.norm(mean)), 1e-12)
-            v, f = span_means(states, offsets, spans[i], strip)
+            v, f = _span_means(states, offsets, spans[i], strip)
             rows.append(v)
             found.append(f)
         dim = self.dimension
@@ -517,7 +517,7 @@ class OnnxEmbedder:
 
         def read(i: int, states: np.ndarray, enc: Any) -> None:
             strip = len(texts[i]) - len(texts[i].lstrip())
-            v, f = span_means(states, enc.offsets, spans[i], strip)
+            v, f = _span_means(states, enc.offsets, spans[i], strip)
             vecs[starts[i] : starts[i + 1]], found[starts[i] : starts[i + 1]] = v, f
 
         pooled = self._run(texts, 64, progress, read)
