@@ -125,13 +125,14 @@ def probe_before(
         "sentences": len(sentences),
         **_time_bare(emb, passages, sentences),
     }
-    # what the build's passage pass does beyond ``encode`` when it reads the sentences in them,
-    # and the share of sentences no passage's tokens reach (encoded on their own)
-    clock = Clock()
-    read = late_sentence_vectors(parts, emb).read
-    late = clock.read()
-    out["late_per_passage_s"] = late["wall_s"] / max(1, len(passages))
-    out["unread_share"] = float((~read).mean()) if len(read) else 0.0
+    # with late sentence vectors: what the build's passage pass costs beyond ``encode``, and the
+    # share of sentences no passage's tokens reach (encoded on their own)
+    out["late_per_passage_s"], out["unread_share"] = out["per_passage_s"], 1.0
+    if ChunkerSettings().sentence_vectors == "late":
+        clock = Clock()
+        read = late_sentence_vectors(parts, emb).read
+        out["late_per_passage_s"] = clock.read()["wall_s"] / max(1, len(passages))
+        out["unread_share"] = float((~read).mean()) if len(read) else 0.0
     return out
 
 
@@ -187,8 +188,7 @@ def main() -> None:
         after = probe_after(index, emb, args.share / 2, args.seed)
         # the texts the build encoded: its passages and, with late sentence vectors, only the
         # sentences no passage read (their share measured on the probe's sample)
-        late = ChunkerSettings().sentence_vectors == "late"
-        encoded = built.sentences * (before["unread_share"] if late else 1.0)
+        encoded = built.sentences * before["unread_share"]
         n = (built.passages, encoded)
         est_before, est_after = bare_estimate(before, *n), bare_estimate(after, *n)
         bare_s = (est_before + est_after) / 2

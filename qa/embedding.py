@@ -14,7 +14,7 @@ import itertools
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -363,6 +363,10 @@ def quantize_int8(model: Path, out: Path) -> Path:
     return out
 
 
+TokenReader = Callable[[int, np.ndarray, Any], None]
+"""Called with a text's position, its token states and its tokenizer encoding (offsets)."""
+
+
 class OnnxEmbedder:
     """The packaged MiniLM through ONNX Runtime and the Rust tokenizer.
 
@@ -467,7 +471,7 @@ class OnnxEmbedder:
         return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def _run(
-        self, texts: Sequence[str], batch_size: int, progress: bool, on_tokens: Any = None
+        self, texts: Sequence[str], batch_size: int, progress: bool, on_tokens: TokenReader | None = None
     ) -> np.ndarray:
         """Pooled vectors of ``texts``; with ``on_tokens``, it is also called as
         ``on_tokens(i, states, encoding)`` with each text's token states."""
