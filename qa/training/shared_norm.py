@@ -29,6 +29,7 @@ from typing import Any
 
 from qa.answer.span_reader import windows
 from qa.training.reader import ReaderTrainConfig, SquadExample, evaluate_reader, read_squad, swap_in
+from qa.training.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -474,55 +475,60 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         _save(model, tokenizer, opt, out, meta(done))
 
     stop_at = windows_before + cfg.stop_after_windows if cfg.stop_after_windows else math.inf
-    while state["windows"] < min(cfg.target_windows, stop_at) and time.monotonic() - start < budget:
-        wins: list[Window] = []
-        groups: list[list[int]] = []
-        while len(groups) < cfg.groups_per_batch:
-            g = featurize(tokenizer, streams.take(state), cfg)
-            if g:
-                groups.append(list(range(len(wins), len(wins) + len(g))))
-                wins.extend(g)
-        lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
-        for pg in opt.param_groups:
-            pg["lr"] = lr
-        batch = collate(wins, pad_id)
-        valid = batch.pop("valid").to(device)
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            o = model(**{k: v.to(device) for k, v in batch.items()})
-        loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
-        if teacher is not None:
-            with (
-                torch.no_grad(),
-                torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"),
-            ):
-                t = teacher(**{k: v.to(device) for k, v in batch.items()})
-            soft = distill_loss(
-                o.start_logits.float(),
-                o.end_logits.float(),
-                t.start_logits.float(),
-                t.end_logits.float(),
-                valid,
-                groups,
-                cfg.temperature,
-            )
-            loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        state["steps"] += 1
-        state["windows"] += len(wins)
-        loss_avg = 0.98 * loss_avg + 0.02 * loss.item() if loss_avg else loss.item()
-        if state["steps"] % 10 == 0:
-            el = time.monotonic() - start
-            rate = (state["windows"] - windows_before) / max(el, 1e-9)
-            log.info(
-                "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s",
-                *(state["steps"], state["windows"], state["groups"], loss_avg, lr, rate),
-            )
-        if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
-            checkpoint(False)
-            last_ckpt = time.monotonic()
+    with StopRequest() as stop:  # SIGTERM/SIGINT: finish the step, save below, return
+        while (
+            state["windows"] < min(cfg.target_windows, stop_at)
+            and time.monotonic() - start < budget
+            and not stop.requested
+        ):
+            wins: list[Window] = []
+            groups: list[list[int]] = []
+            while len(groups) < cfg.groups_per_batch:
+                g = featurize(tokenizer, streams.take(state), cfg)
+                if g:
+                    groups.append(list(range(len(wins), len(wins) + len(g))))
+                    wins.extend(g)
+            lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            batch = collate(wins, pad_id)
+            valid = batch.pop("valid").to(device)
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                o = model(**{k: v.to(device) for k, v in batch.items()})
+            loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
+            if teacher is not None:
+                with (
+                    torch.no_grad(),
+                    torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"),
+                ):
+                    t = teacher(**{k: v.to(device) for k, v in batch.items()})
+                soft = distill_loss(
+                    o.start_logits.float(),
+                    o.end_logits.float(),
+                    t.start_logits.float(),
+                    t.end_logits.float(),
+                    valid,
+                    groups,
+                    cfg.temperature,
+                )
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            state["steps"] += 1
+            state["windows"] += len(wins)
+            loss_avg = 0.98 * loss_avg + 0.02 * loss.item() if loss_avg else loss.item()
+            if state["steps"] % 10 == 0:
+                el = time.monotonic() - start
+                rate = (state["windows"] - windows_before) / max(el, 1e-9)
+                log.info(
+                    "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s",
+                    *(state["steps"], state["windows"], state["groups"], loss_avg, lr, rate),
+                )
+            if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
+                checkpoint(False)
+                last_ckpt = time.monotonic()
     checkpoint(state["windows"] >= cfg.target_windows)
     return meta(state["windows"] >= cfg.target_windows)
 

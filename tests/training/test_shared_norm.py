@@ -199,6 +199,36 @@ def test_a_stopped_run_resumes_where_it_was(tmp_path: Path) -> None:
     assert all(abs(a[k] - b[k]).max() < 1e-5 for k in a)
 
 
+def test_a_run_asked_to_stop_saves_its_step_and_resumes_from_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM (a session's end) mid-run: the step finishes, a checkpoint is written, the run
+    returns instead of dying, and resuming continues the same data order."""
+    import signal
+
+    import qa.training.shared_norm as sn
+
+    common = _tiny_run(tmp_path)
+    real_collate = sn.collate
+    calls = []
+
+    def collate_then_signal(*a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGTERM)
+        return real_collate(*a, **kw)
+
+    monkeypatch.setattr(sn, "collate", collate_then_signal)
+    stopped = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common))
+    assert stopped["state"]["steps"] == 1 and not stopped["done"]
+    assert json.loads((tmp_path / "a" / "training.json").read_text())["state"] == stopped["state"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
+    monkeypatch.setattr(sn, "collate", real_collate)
+    resumed = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common), resume=True)
+    whole = train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=20, **common))
+    assert resumed["done"] and resumed["state"] == whole["state"]
+
+
 def test_a_checkpoint_without_optimizer_state_resumes_with_the_rate_warmed_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
