@@ -209,6 +209,7 @@ def test_a_run_asked_to_stop_saves_its_step_and_resumes_from_it(
     import qa.training.shared_norm as sn
 
     common = _tiny_run(tmp_path)
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL alone, or a handler an earlier test (Ray) installed
     real_collate = sn.collate
     calls = []
 
@@ -222,7 +223,7 @@ def test_a_run_asked_to_stop_saves_its_step_and_resumes_from_it(
     stopped = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common))
     assert stopped["state"]["steps"] == 1 and not stopped["done"]
     assert json.loads((tmp_path / "a" / "training.json").read_text())["state"] == stopped["state"]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after the run
+    assert signal.getsignal(signal.SIGTERM) == before  # ours is gone after the run
     monkeypatch.setattr(sn, "collate", real_collate)
     resumed = train(SharedNormConfig(out=str(tmp_path / "a"), target_windows=20, **common), resume=True)
     whole = train(SharedNormConfig(out=str(tmp_path / "b"), target_windows=20, **common))
