@@ -231,6 +231,8 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         layers=_layers(args.layers),
         distill_weight=args.distill_weight,
         temperature=args.temperature,
+        press_every=args.press_every,
+        freeze_word_embeddings=args.freeze_word_embeddings,
     )
     meta = train(cfg, resume=args.resume)
     print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
@@ -474,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--target-windows", type=int, default=120000, help="the schedule's length")
     p.add_argument("--groups-per-batch", type=int, default=8)
+    p.add_argument("--press-every", type=int, default=6, help="one press group in this many")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=17)
@@ -490,6 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--distill-weight", type=float, default=0.7, help="the teacher's share of the loss")
     p.add_argument("--temperature", type=float, default=2.0, help="softens both distributions")
+    p.add_argument(
+        "--freeze-word-embeddings", action="store_true", help="keep the base's word embeddings (a student)"
+    )
     p.set_defaults(func=cmd_train_open_reader)
 
     p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")

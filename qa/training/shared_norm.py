@@ -77,6 +77,9 @@ class SharedNormConfig:
     """A student: keep only these encoder layers of the base (e.g. (0, 2, 4) of the teacher's six)."""
     distill_weight: float = 0.7
     temperature: float = 2.0
+    freeze_word_embeddings: bool = False
+    """Keep the word embeddings the run starts from fixed (a student keeps its teacher's): a third
+    of a 3-layer student's weights not learned, and shipped as the teacher's own."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.distill_weight <= 1.0:
@@ -406,8 +409,12 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
     if cfg.teacher is not None:
         teacher = AutoModelForQuestionAnswering.from_pretrained(cfg.teacher, dtype=torch.float32).float()
         teacher = teacher.to(device).eval()
+    if cfg.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "LayerNorm" in name else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -533,29 +540,35 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
     return meta(state["windows"] >= cfg.target_windows)
 
 
-OPEN_CARD = """# release-qa neural reader
+CARD_HEAD = """# release-qa neural reader
 
-A span-extraction reader (BertForQuestionAnswering, MiniLM-L6) trained by this project in two stages.
+A span-extraction reader (BertForQuestionAnswering, MiniLM-L6) trained by this project in {stages} stages.
 
 ## Stage 1: single windows of SQuAD v1.1 train
 
 {base}
+"""
 
-## Stage 2: open-corpus answering (shared normalisation)
-
-Each example is a group: a question with its gold passage and passages the project's own hybrid
-retrieval returned that lack the answer, scored under one softmax over every token of every
+SHARED_NORM_INTRO = """\
+Each example is a group: a question with its gold passage and passages the project's own
+hybrid retrieval returned that lack the answer, scored under one softmax over every token of every
 window and each window's [CLS] ("no answer"); {no_answer:.0%} of the SQuAD groups drop the gold
 passage and target "no answer". Press QA rows of press-train (written for this project over the
 White House archive; unanswerable ones target "no answer") are interleaved, one group in
 {press_every}.
 
 - Data: SQuAD v1.1 train (CC BY-SA 4.0) questions in a seeded order with mined negatives
-  (`release-qa mine-negatives`); press-train with its passages (`release-qa mine-press`).
+  (`release-qa mine-negatives`); press-train with its passages (`release-qa mine-press`)."""
+
+RUN_SECTION = """
+## Stage {stage}: open-corpus answering (shared normalisation){cont}
+
+{intro}
 - Seen: {windows:,} windows in {groups:,} groups ({squad:,} SQuAD, {press:,} press), {steps:,}
-  steps of {gpb} groups; schedule over {target:,} windows (lr {lr}, linear warm-up and decay).
+  steps of {gpb} groups, one press group in {press_every}; schedule over {target:,} windows (lr {lr},
+  linear warm-up and decay).
 - Trained on: {device} ({precision}), {minutes:.0f} minutes; {state}.
-- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`).{distilled}
+- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`){base_arg}.{distilled}
 
 Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 
@@ -577,34 +590,45 @@ def _precision_story(history: Sequence[dict[str, Any]]) -> str:
     return ", ".join(parts) or "fp32"
 
 
-def open_reader_card(meta: dict[str, Any]) -> str:
-    from qa.training.reader import model_card
+def shared_norm_runs(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The shared-norm runs behind a reader, oldest first (a run can start from another's export,
+    whose log it keeps as ``base_training``), and the stage-1 log they started from (or None)."""
+    runs: list[dict[str, Any]] = []
+    m: dict[str, Any] | None = meta
+    while m is not None and m.get("kind") == "shared-norm":
+        runs.insert(0, m)
+        m = m.get("base_training")
+    return runs, m
 
+
+def _run_section(meta: dict[str, Any], stage: int) -> str:
     cfg, st = meta["config"], meta["state"]
-    base = meta.get("base_training")
     nan = float("nan")
     curve = [
         f"| {h['windows']:,} | {h['loss']:.2f} | {h.get('em', nan):.3f} | {h.get('f1', nan):.3f} |"
         for h in meta["history"]
     ]
-    return OPEN_CARD.format(
-        base=model_card(base).split("\n", 2)[2].strip()
-        if base
-        else "(none: started from the packaged MiniLM)",
-        no_answer=cfg["no_answer_share"],
-        press_every=cfg["press_every"],
+    first = stage == 2
+    return RUN_SECTION.format(
+        stage=stage,
+        cont="" if first else ", continued",
+        intro=SHARED_NORM_INTRO.format(no_answer=cfg["no_answer_share"], press_every=cfg["press_every"])
+        if first
+        else f"From the stage {stage - 1} reader's weights: groups of the same kind, a new schedule.\n",
         windows=st["windows"],
         groups=st["groups"],
         squad=st["squad"],
         press=st["press"],
         steps=st["steps"],
         gpb=cfg["groups_per_batch"],
+        press_every=cfg["press_every"],
         target=cfg["target_windows"],
         lr=cfg["lr"],
         device=meta["device"],
         precision=_precision_story(meta["history"]),
         minutes=meta["seconds"] / 60,
         state="done" if meta["done"] else "in progress (a checkpoint of a longer run)",
+        base_arg=f", from `--base {cfg['base']}`" if cfg.get("base") else "",
         curve="\n".join(curve) or "| – | – | – | – |",
         distilled=(
             f"\n- Distilled from `{cfg['teacher']}` (weight {cfg.get('distill_weight')}, temperature "
@@ -613,3 +637,16 @@ def open_reader_card(meta: dict[str, Any]) -> str:
             else ""
         ),
     )
+
+
+def open_reader_card(meta: dict[str, Any]) -> str:
+    from qa.training.reader import model_card
+
+    runs, base = shared_norm_runs(meta)
+    head = CARD_HEAD.format(
+        stages=len(runs) + 1,
+        base=model_card(base).split("\n", 2)[2].strip()
+        if base
+        else "(none: started from the packaged MiniLM)",
+    )
+    return head + "".join(_run_section(r, k) for k, r in enumerate(runs, 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -388,3 +389,48 @@ def test_the_card_says_where_a_run_changed_precision() -> None:
     assert _precision_story(rows) == "fp32, bf16 from 16,409 windows"
     assert _precision_story(rows[:2]) == "fp32"
     assert _precision_story([]) == "fp32"
+
+
+def test_a_student_can_keep_its_teachers_word_embeddings_and_resume(tmp_path: Path) -> None:
+    """Frozen word embeddings stay the base's bit for bit, through a stop and a resume, while the
+    rest learns: the student ships beside its teacher without a second copy of them."""
+    from safetensors.numpy import load_file
+    from safetensors.torch import load_file as load_torch
+
+    common = _tiny_run(tmp_path)
+    key = "bert.embeddings.word_embeddings.weight"
+    base = load_file(Path(common["base"]) / "model.safetensors")
+    base_key = next(k for k in base if k.endswith("word_embeddings.weight"))
+    cfg = dict(common, layers=(0, 2), target_windows=12, freeze_word_embeddings=True)
+    train(SharedNormConfig(out=str(tmp_path / "s"), stop_after_windows=4, **cfg))
+    moments = {k.split(".")[1] for k in load_torch(tmp_path / "s" / "optimizer.safetensors") if "." in k}
+    assert train(SharedNormConfig(out=str(tmp_path / "s"), **cfg), resume=True)["done"]
+    student = load_file(tmp_path / "s" / "model.safetensors")
+    assert len(moments) == len(student) - 1  # AdamW holds no moments for the frozen table
+    assert np.array_equal(student[key], base[base_key].astype(student[key].dtype))
+    layer = next(k for k in student if k.endswith("layer.0.attention.self.query.weight"))
+    assert not np.allclose(
+        student[layer], base[next(k for k in base if k.endswith(layer.split("bert.")[-1]))]
+    )
+
+
+def test_a_run_from_an_exported_open_reader_adds_a_stage_to_the_card() -> None:
+    """A GPU run from the shipped reader keeps its log as ``base_training``: the card tells both."""
+    from qa.training.shared_norm import open_reader_card, shared_norm_runs
+
+    def run(windows: int, base: dict[str, Any] | None, device: str) -> dict[str, Any]:
+        cfg = asdict(SharedNormConfig(train="t", negatives="n", out="o", base="b" if base else None))
+        state = {"squad": windows // 4, "press": 1, "groups": windows // 3, "windows": windows, "steps": 9}
+        history = [{"windows": windows, "loss": 1.5, "em": 0.6, "f1": 0.75}]
+        return {"kind": "shared-norm", "config": cfg, "base_training": base, "device": device,
+                "state": state, "seconds": 600.0, "history": history, "done": True}  # fmt: skip
+
+    first = run(50_487, None, "cpu")
+    second = run(330_000, first, "cuda")
+    runs, stage1 = shared_norm_runs(second)
+    assert runs == [first, second] and stage1 is None
+    card = open_reader_card(second)
+    assert "in 3 stages" in card
+    two, three = card.index("## Stage 2: open-corpus"), card.index("## Stage 3: open-corpus")
+    assert two < three and "50,487 windows" in card[two:three] and "330,000 windows" in card[three:]
+    assert "cuda (fp32)" in card[three:] and "from `--base b`" in card[three:]
