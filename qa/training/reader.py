@@ -179,6 +179,7 @@ def evaluate_reader(
     from qa.evaluation.metrics import squad_scores
 
     model.eval()
+    device = next(model.parameters()).device  # a run on a GPU evaluates there
     em = f1 = 0.0
     with torch.inference_mode():
         for ex in examples:
@@ -192,15 +193,16 @@ def evaluate_reader(
                 return_tensors="pt",
             )
             out = model(
-                input_ids=enc["input_ids"],
-                token_type_ids=enc["token_type_ids"],
-                attention_mask=enc["attention_mask"],
+                input_ids=enc["input_ids"].to(device),
+                token_type_ids=enc["token_type_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
             )
+            starts, ends = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
             best = (-1e18, 0, 0)
             for w in range(enc["input_ids"].shape[0]):
                 cand = best_span_in_window(
-                    out.start_logits[w].numpy(),
-                    out.end_logits[w].numpy(),
+                    starts[w],
+                    ends[w],
                     [tuple(o) for o in enc["offset_mapping"][w].tolist()],
                     enc.sequence_ids(w),
                     None,

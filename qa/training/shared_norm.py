@@ -341,7 +341,7 @@ def _optimizer_state(opt: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     sd = opt.state_dict()
     tensors = {
-        f"state.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).contiguous()
+        f"state.{pid}.{k}": (v if torch.is_tensor(v) else torch.tensor(v)).detach().cpu().contiguous()
         for pid, st in sd["state"].items()
         for k, v in st.items()
     }
