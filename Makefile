@@ -60,15 +60,17 @@ loadtest: $(STAMP)
 # issue 14: the open-corpus reader, resumable across sessions (each step skips what is done);
 # TRAIN_ARGS adds e.g. --max-minutes 150 or --threads 2
 TRAIN_ARGS ?=
+# the shipped reader's run (stage 3, on a GPU): resuming it goes on with the same schedule and mix
+READER_SCHEDULE := --target-windows 220000 --groups-per-batch 16 --press-every 24 --lr 5e-5
 SHIPPED_READER := config.json tokenizer.json tokenizer_config.json training.json model.safetensors
 train-reader: $(STAMP)
 	# a new machine has no checkpoint: go on from the shipped reader (its weights and place in the
 	# schedule; AdamW's moments are not shipped, so the rate is warmed up again)
 	test -f checkpoints/open-reader/training.json || (mkdir -p checkpoints/open-reader && cp \
 		$(addprefix qa/models/reader/,$(SHIPPED_READER)) checkpoints/open-reader/)
-	$(VENV)/bin/release-qa mine-negatives --questions 40000
+	$(VENV)/bin/release-qa mine-negatives --questions 87599
 	test -s checkpoints/press-negatives.jsonl || $(VENV)/bin/release-qa mine-press
-	$(VENV)/bin/release-qa train-open-reader --resume \
+	$(VENV)/bin/release-qa train-open-reader --resume $(READER_SCHEDULE) \
 		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
 # issue 16: a 3-layer student distilled from the shipped reader (its teacher and its starting layers),

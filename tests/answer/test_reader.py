@@ -169,7 +169,12 @@ def test_the_int8_reader_reads_like_the_float_one(tmp_path: Path) -> None:
     assert int8.model_file() != fp32.model_file() and int8.model_file().is_file()
     q, texts, starts = "Who chaired the meeting?", [TEXT, "Nothing to see here at all."], [[0, 36], None]
     a, b = fp32.read_spans(q, texts, starts), int8.read_spans(q, texts, starts)
-    assert [[(s.start, s.end) for s in t] for t in a] == [[(s.start, s.end) for s in t] for t in b]
+    assert [len(t) for t in a] == [len(t) for t in b]  # one span per sentence, both
+    # the answer is the same span; within a sentence that answers nothing the scores are near-flat,
+    # and int8's rounding may pick another span there ("Ministers" or the whole first sentence)
+    best_a, best_b = (max((s for t in r for s in t), key=lambda s: s.score) for r in (a, b))
+    assert (best_a.start, best_a.end) == (best_b.start, best_b.end)
+    assert TEXT[best_b.start : best_b.end] == "Dr. Jane Smith"
     assert abs(a[0][1].score - b[0][1].score) < 1.0
     # the answerer runs its default reader at the precision its calibration was fitted with
     cal = Calibration((1.0,), 0.0, 0.5, ("margin",), precision="int8")
