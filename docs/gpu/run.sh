@@ -1,0 +1,30 @@
+#!/bin/bash
+# Device run (transport only, not committed): the reader from the shipped one, then a 3-layer
+# student distilled from it. usage: .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET
+set -x
+OUTDIR=$1; TS=$2; SS=$3; TARGET=$4
+PY=${PY:-python3}
+mkdir -p /tmp/stub /tmp/data $OUTDIR
+echo "def __getattr__(name): return lambda *a, **k: None" > /tmp/stub/faiss.py  # imported by the library, unused here
+export PYTHONPATH=$PWD:/tmp/stub PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi -L; nproc; $PY -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.is_available())"
+$PY .gpu/negs.py unpack .gpu/negatives.json.xz /tmp/data/negatives.jsonl
+$PY -c "import lzma; open('/tmp/data/press-negatives.jsonl','wb').write(lzma.open('.gpu/press-negatives.jsonl.xz').read())"
+xz -dc .gpu/squad-train.json.xz > /tmp/data/squad-train.json; xz -dc .gpu/dev.json.xz > /tmp/data/dev.json
+wc -l /tmp/data/*
+rm -rf /tmp/teacher /tmp/student
+COMMON="--data /tmp/data/squad-train.json --dev /tmp/data/dev.json --negatives /tmp/data/negatives.jsonl
+  --press evals/datasets/press-train.jsonl --press-negatives /tmp/data/press-negatives.jsonl
+  --groups-per-batch 16 --press-every 24 --checkpoint-minutes 2 --precision bf16"
+# a SIGTERM at the limit stops a run at its next step with a checkpoint (qa.training.stopping)
+timeout -s TERM $((TS + ${MARGIN:-60})) $PY -m app.cli -v train-open-reader $COMMON --base qa/models/reader \
+  --out /tmp/teacher --target-windows $TARGET --lr 5e-5 --max-minutes $($PY -c "print($TS/60)") 2>&1 \
+  | grep -v "it/s\]$" >> $OUTDIR/train.log; tail -4 $OUTDIR/train.log
+$PY .gpu/pack.py /tmp/teacher $OUTDIR teacher
+[ "$SS" -gt 0 ] || { ls -la $OUTDIR; exit 0; }
+ST=$($PY -c "import json; m=json.load(open('/tmp/teacher/training.json')); print(int(m['state']['windows'] / m['seconds'] * $SS * 0.9))")
+timeout -s TERM $((SS + ${MARGIN:-60})) $PY -m app.cli -v train-open-reader $COMMON --base /tmp/teacher --teacher /tmp/teacher \
+  --layers 0,2,4 --freeze-word-embeddings --out /tmp/student --target-windows $ST --lr 1e-4 \
+  --max-minutes $($PY -c "print($SS/60)") 2>&1 | grep -v "it/s\]$" >> $OUTDIR/train.log; tail -4 $OUTDIR/train.log
+$PY .gpu/pack.py /tmp/student $OUTDIR student
+ls -la $OUTDIR
