@@ -24,6 +24,7 @@ meta["config"] |= {
     "dev": "../shared/evals/squad-v1.1-dev-shared.json",
     "negatives": "checkpoints/negatives.jsonl",
     "press_negatives": "checkpoints/press-negatives.jsonl",
+    "out": "checkpoints/open-reader" if name == "teacher" else "checkpoints/student",
 }
 (dst / f"{name}.json").write_text(
     json.dumps({"training": meta, "config": json.loads((src / "config.json").read_text())})
