@@ -1,6 +1,7 @@
 #!/bin/bash
-# Device run (transport only, not committed): the reader from the shipped one, then a 3-layer
-# student distilled from it. usage: .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET
+# The device run (docs/gpu-training.md): the reader trained on from the shipped one, then a 3-layer
+# student distilled from it. Copied with its data into .gpu/ (ignored, carried by the call).
+# usage: .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET   (STUDENT_S 0: no student)
 set -x
 OUTDIR=$1; TS=$2; SS=$3; TARGET=$4
 PY=${PY:-python3}
