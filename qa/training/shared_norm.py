@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import queue
 import random
 import shutil
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,26 +169,58 @@ def featurize(tokenizer: Any, group: Group, cfg: SharedNormConfig) -> list[Windo
     return out
 
 
+def _group_of(groups: Sequence[Sequence[int]], n_windows: int, device: Any) -> Any:
+    """Each window's group index (a window belongs to exactly one group)."""
+    import torch
+
+    gid = torch.full((n_windows,), -1, dtype=torch.long)
+    for k, g in enumerate(groups):
+        gid[list(g)] = k
+    if bool((gid < 0).any()):
+        raise ValueError("every window must belong to a group")
+    return gid.to(device)
+
+
+def _group_lse(x: Any, gid: Any, n_groups: int) -> Any:
+    """log-sum-exp of ``x`` ([windows, tokens]) over each group's windows: one value per group.
+
+    The per-window log-sum-exps are combined by a scatter, so a batch of any number of groups
+    costs a handful of kernels (the per-group loop it replaces launched hundreds on a GPU)."""
+    import torch
+
+    w = torch.logsumexp(x, dim=1)
+    m = torch.full((n_groups,), -math.inf, dtype=w.dtype, device=w.device)
+    m = m.scatter_reduce(0, gid, w.detach(), reduce="amax").detach()
+    s = torch.zeros(n_groups, dtype=w.dtype, device=w.device).index_add(0, gid, torch.exp(w - m[gid]))
+    return m + torch.log(s)
+
+
+def gold_masks(wins: Sequence[Window], shape: tuple[int, int]) -> tuple[Any, Any]:
+    """Boolean [windows, tokens] masks of the gold start and end positions of every window."""
+    import torch
+
+    gs = torch.zeros(shape, dtype=torch.bool)
+    ge = torch.zeros(shape, dtype=torch.bool)
+    for r, w in enumerate(wins):
+        for s, e in w.targets:
+            gs[r, s] = True
+            ge[r, e] = True
+    return gs, ge
+
+
 def group_loss(
     start: Any, end: Any, mask: Any, groups: Sequence[Sequence[int]], wins: Sequence[Window]
 ) -> Any:
     """Mean over groups of -log P(gold start) - log P(gold end), each a softmax over every valid
     position (context tokens and [CLS]) of all the group's windows, summed over gold positions."""
-    import torch
-
-    losses = []
-    for g in groups:
-        for logits, which in ((start, 0), (end, 1)):
-            rows = logits[list(g)]
-            valid = mask[list(g)]
-            all_lse = torch.logsumexp(rows.masked_fill(~valid, -1e4).reshape(-1), dim=0)
-            gold = torch.zeros_like(valid)
-            for r, wi in enumerate(g):
-                for tgt in wins[wi].targets:
-                    gold[r, tgt[which]] = True
-            gold_lse = torch.logsumexp(rows.masked_fill(~gold, -1e4).reshape(-1), dim=0)
-            losses.append(all_lse - gold_lse)
-    return torch.stack(losses).sum() / (2 * len(groups))
+    gid = _group_of(groups, start.shape[0], start.device)
+    gs, ge = (m.to(start.device) for m in gold_masks(wins, tuple(start.shape)))
+    total = start.new_zeros(())
+    for logits, gold in ((start, gs), (end, ge)):
+        all_lse = _group_lse(logits.masked_fill(~mask, -1e4), gid, len(groups))
+        gold_lse = _group_lse(logits.masked_fill(~gold, -1e4), gid, len(groups))
+        total = total + (all_lse - gold_lse).sum()
+    return total / (2 * len(groups))
 
 
 def distill_loss(
@@ -203,15 +237,16 @@ def distill_loss(
     normalises), times temperature² so its gradients keep their scale (Hinton et al. 2015)."""
     import torch
 
-    losses = []
-    for g in groups:
-        rows = list(g)
-        valid = mask[rows]
-        for student, teacher in ((start, teacher_start), (end, teacher_end)):
-            s = torch.log_softmax(student[rows][valid] / temperature, dim=0)
-            t = torch.log_softmax(teacher[rows][valid] / temperature, dim=0)
-            losses.append((t.exp() * (t - s)).sum())
-    return torch.stack(losses).sum() * temperature**2 / (2 * len(groups))
+    gid = _group_of(groups, start.shape[0], start.device)
+    total = start.new_zeros(())
+    for student, teacher in ((start, teacher_start), (end, teacher_end)):
+        s = (student / temperature).masked_fill(~mask, -1e4)
+        t = (teacher / temperature).masked_fill(~mask, -1e4)
+        log_s = s - _group_lse(s, gid, len(groups))[gid][:, None]
+        log_t = t - _group_lse(t, gid, len(groups))[gid][:, None]
+        kl = torch.where(mask, log_t.exp() * (log_t - log_s), torch.zeros_like(log_s))
+        total = total + kl.sum()
+    return total * temperature**2 / (2 * len(groups))
 
 
 def keep_layers(model: Any, layers: Sequence[int]) -> Any:
@@ -317,6 +352,88 @@ def press_groups(rows_path: str, mined_path: str) -> list[Group]:
         elif not r["answers"]:
             out.append(Group(r["id"], q, None, -1, "", m.negatives[:3]))
     return out
+
+
+STREAM_KEYS = ("squad", "press", "groups")
+"""The parts of a run's state that say how far each data stream got (``Streams.take``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A step's groups, featurised and collated, and the streams' state once they were taken."""
+
+    wins: list[Window]
+    groups: list[list[int]]
+    tensors: dict[str, Any]
+    streams: dict[str, int]
+
+
+def batches(
+    streams: Streams, tokenizer: Any, cfg: SharedNormConfig, state: dict[str, int]
+) -> Iterator[Batch]:
+    """The run's batches from ``state`` on, in the seeded order (``state`` itself is not changed:
+    the loop takes a batch's stream positions when it has trained on it)."""
+    at = {k: state[k] for k in STREAM_KEYS}
+    pad_id = tokenizer.pad_token_id or 0
+    while True:
+        wins: list[Window] = []
+        groups: list[list[int]] = []
+        while len(groups) < cfg.groups_per_batch:
+            g = featurize(tokenizer, streams.take(at), cfg)
+            if g:
+                groups.append(list(range(len(wins), len(wins) + len(g))))
+                wins.extend(g)
+        yield Batch(wins, groups, collate(wins, pad_id), dict(at))
+
+
+class Prefetch:
+    """Items of an iterator made ahead on a thread (``depth`` at most waiting), so featurising the
+    next batch on the host overlaps the model's step: an H200 read only 503 windows/s when the two
+    took turns (2026-12-04). An error on the thread is raised by ``get``."""
+
+    def __init__(self, items: Iterator[Any], depth: int = 2):
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(items,), daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, items: Iterator[Any]) -> None:
+        try:
+            for item in items:
+                if not self._put(item):
+                    return
+        except BaseException as e:  # handed to the consumer, which raises it
+            self._put(_Failed(e))
+
+    def get(self) -> Any:
+        item = self._queue.get()
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: BaseException
 
 
 REWARM_WINDOWS = 2000
@@ -443,7 +560,6 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         dev = [e for e in read_squad(cfg.dev) if e.answers]
         random.Random(13).shuffle(dev)  # the same 300 questions as the first reader's curve
         dev = dev[: cfg.dev_questions]
-    pad_id = tokenizer.pad_token_id or 0
     start = time.monotonic()
     last_ckpt = start
     budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else math.inf
@@ -483,25 +599,22 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         _save(model, tokenizer, opt, out, meta(done))
 
     stop_at = windows_before + cfg.stop_after_windows if cfg.stop_after_windows else math.inf
-    with StopRequest() as stop:  # SIGTERM/SIGINT: finish the step, save below, return
+    # the batches are made on a thread with a tokenizer of its own (a fast tokenizer's settings
+    # are not safe to change from two threads, and the checkpoint's dev score uses this one)
+    ahead = Prefetch(batches(streams, AutoTokenizer.from_pretrained(src), cfg, state))
+    with ahead, StopRequest() as stop:  # SIGTERM/SIGINT: finish the step, save below, return
         while (
             state["windows"] < min(cfg.target_windows, stop_at)
             and time.monotonic() - start < budget
             and not stop.requested
         ):
             t0 = time.perf_counter()
-            wins: list[Window] = []
-            groups: list[list[int]] = []
-            while len(groups) < cfg.groups_per_batch:
-                g = featurize(tokenizer, streams.take(state), cfg)
-                if g:
-                    groups.append(list(range(len(wins), len(wins) + len(g))))
-                    wins.extend(g)
+            b = ahead.get()
+            host_seconds += time.perf_counter() - t0
+            wins, groups, batch = b.wins, b.groups, dict(b.tensors)
             lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
             for pg in opt.param_groups:
                 pg["lr"] = lr
-            batch = collate(wins, pad_id)
-            host_seconds += time.perf_counter() - t0
             valid = batch.pop("valid").to(device)
             with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 o = model(**{k: v.to(device) for k, v in batch.items()})
@@ -526,16 +639,17 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
+            state.update(b.streams)
             state["steps"] += 1
             state["windows"] += len(wins)
             loss_avg = 0.98 * loss_avg + 0.02 * loss.item() if loss_avg else loss.item()
             if state["steps"] % 10 == 0:
                 el = time.monotonic() - start
                 rate = (state["windows"] - windows_before) / max(el, 1e-9)
-                # the share of the time spent featurising and collating on the host: an H200 read
-                # only 503 windows/s (2026-12-04), and this says whether the host is why
+                # the share of the time the step waited for the host to featurise a batch (made
+                # ahead on a thread): near 0 when the model's step is the bottleneck
                 log.info(
-                    "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s  host %.0f%%",
+                    "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s  host wait %.0f%%",
                     *(state["steps"], state["windows"], state["groups"], loss_avg, lr, rate),
                     100 * host_seconds / max(el, 1e-9),
                 )

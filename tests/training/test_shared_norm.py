@@ -124,6 +124,59 @@ def test_the_distillation_loss_is_zero_at_the_teacher_and_grows_away_from_it() -
     assert float(distill_loss(moved, teacher_e, teacher_s, teacher_e, valid, [[0, 1]], 2.0)) > 0.1
 
 
+def _loop_losses(start, end, ts, te, valid, groups, wins, temperature):  # type: ignore[no-untyped-def]
+    """The losses group by group, as first written: what the batched forms must equal."""
+    import torch
+
+    ce, kl = [], []
+    for g in groups:
+        rows = list(g)
+        for logits, teacher, which in ((start, ts, 0), (end, te, 1)):
+            r, v = logits[rows], valid[rows]
+            gold = torch.zeros_like(v)
+            for k, wi in enumerate(g):
+                for tgt in wins[wi].targets:
+                    gold[k, tgt[which]] = True
+            lse = torch.logsumexp(r.masked_fill(~v, -1e4).reshape(-1), 0)
+            ce.append(lse - torch.logsumexp(r.masked_fill(~gold, -1e4).reshape(-1), 0))
+            s = torch.log_softmax(r[v] / temperature, 0)
+            t = torch.log_softmax(teacher[rows][v] / temperature, 0)
+            kl.append((t.exp() * (t - s)).sum())
+    n = 2 * len(groups)
+    return torch.stack(ce).sum() / n, torch.stack(kl).sum() * temperature**2 / n
+
+
+def test_the_batched_losses_equal_the_group_by_group_ones() -> None:
+    """Groups of one to three windows of different lengths, answers in one window, in two, or
+    "no answer" ([CLS] of every window): values and gradients as the per-group loop gives them."""
+    import torch
+
+    from qa.training.shared_norm import Window
+
+    gen = torch.Generator().manual_seed(3)
+    lengths = [9, 7, 12, 5, 8, 10, 6]
+    groups = [[0, 1], [2], [3, 4, 5], [6]]
+    targets = {0: [(4, 6)], 2: [(5, 5), (8, 9)], 3: [(0, 0)], 4: [(0, 0)], 5: [(0, 0)], 6: [(3, 4)]}
+    wins = [
+        Window([101] + [7] * 2 + [102] + [9] * (n - 5) + [102], [0] * 4 + [1] * (n - 4), targets.get(i, []))
+        for i, n in enumerate(lengths)
+    ]
+    valid = collate(wins, 0)["valid"]
+    shape = valid.shape
+    start = torch.randn(shape, generator=gen, requires_grad=True)
+    end = torch.randn(shape, generator=gen, requires_grad=True)
+    ts, te = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    ref_ce, ref_kl = _loop_losses(start, end, ts, te, valid, groups, wins, 2.0)
+    ce = group_loss(start, end, valid, groups, wins)
+    kl = distill_loss(start, end, ts, te, valid, groups, 2.0)
+    assert torch.allclose(ce, ref_ce, atol=1e-5) and torch.allclose(kl, ref_kl, atol=1e-5)
+    got = torch.autograd.grad(ce + 0.5 * kl, (start, end))
+    want = torch.autograd.grad(ref_ce + 0.5 * ref_kl, (start, end))
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want, strict=True))
+    with pytest.raises(ValueError, match="belong to a group"):
+        group_loss(start, end, valid, [[0, 1]], wins)
+
+
 def test_a_student_keeps_the_layers_asked_and_learns_from_its_teacher(tmp_path: Path) -> None:
     from safetensors.numpy import load_file
     from transformers import AutoConfig
