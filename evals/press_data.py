@@ -1,6 +1,6 @@
 """Press QA data written for this project over ``../shared/corpus/wh-briefings`` (issue 14).
 
-    python -m evals.press_data select            # the seeded release lists (committed)
+    python -m evals.press_data select [--rounds N]  # the seeded release lists (committed)
     python -m evals.press_data show FILE.md      # a release as the library reads it, numbered lines
     python -m evals.press_data check [FILE ...]  # validate rows against what the library reads
     python -m evals.press_data split PART ...    # the written parts -> press-train.jsonl / press-tune.jsonl
@@ -40,7 +40,12 @@ KEYS = ("id", "question", "answers", "evidence", "release", "near", "type", "fol
 TUNE_SHARE = 0.27
 """Share of releases whose questions go to press-tune (by a hash of the file name)."""
 PARTS_N = 6
+"""Release lists a round of writing has (one writer each)."""
 PER_PART = 75
+ROUNDS = 2
+"""Rounds written so far: 1 (2026-12-02, parts 1-6), 2 (2026-12-04, parts 7-12, more of the
+archive for the reader to train on). A round draws on from where the last one stopped, so the
+earlier lists stay as they were."""
 SEED = 2026
 
 
@@ -51,9 +56,10 @@ def release_text(name: str, archive: Path = ARCHIVE) -> str:
     return read_file(archive / name)[0].text
 
 
-def select(archive: Path = ARCHIVE) -> None:
+def select(archive: Path = ARCHIVE, rounds: int = ROUNDS) -> None:
     """Seeded lists: 2,000 distractor releases (for the eval), then each part's releases, drawn
-    from the rest, stratified by category and kept to releases with something to ask about."""
+    from the rest in a seeded order and kept to releases with something to ask about (1,200 to
+    20,000 characters of distinct text); ``rounds`` rounds of ``PARTS_N`` parts."""
     from qa import read_releases
 
     files = sorted(p.name for p in archive.glob("*.md"))
@@ -67,11 +73,14 @@ def select(archive: Path = ARCHIVE) -> None:
     for name in rest:
         if name in kept and 1200 <= len(release_text(name, archive)) <= 20000:
             picked.append(name)
-        if len(picked) == PARTS_N * PER_PART:
+        if len(picked) == rounds * PARTS_N * PER_PART:
             break
     PARTS.mkdir(parents=True, exist_ok=True)
-    for k in range(PARTS_N):
-        (PARTS / f"part-{k + 1}.releases.txt").write_text("\n".join(sorted(picked[k::PARTS_N])) + "\n")
+    for r in range(rounds):
+        drawn = picked[r * PARTS_N * PER_PART : (r + 1) * PARTS_N * PER_PART]
+        for k in range(PARTS_N):
+            out = PARTS / f"part-{r * PARTS_N + k + 1}.releases.txt"
+            out.write_text("\n".join(sorted(drawn[k::PARTS_N])) + "\n")
 
 
 def show(name: str) -> None:
@@ -190,7 +199,8 @@ def split(parts: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evals.press_data", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("select")
+    sel = sub.add_parser("select")
+    sel.add_argument("--rounds", type=int, default=ROUNDS)
     s = sub.add_parser("show")
     s.add_argument("file")
     c = sub.add_parser("check")
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("parts", nargs="+", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "select":
-        select()
+        select(rounds=a.rounds)
     elif a.cmd == "show":
         show(a.file)
     elif a.cmd == "check":
