@@ -1,7 +1,7 @@
 #!/bin/bash
 # The device run (docs/gpu-training.md): the reader trained on from the shipped one, then a 3-layer
 # student distilled from it. Copied with its data into .gpu/ (ignored, carried by the call).
-# usage: .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET   (STUDENT_S 0: no student)
+# usage: [GPB=16] [PRESS_EVERY=24] .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET   (STUDENT_S 0: no student)
 set -x
 OUTDIR=$1; TS=$2; SS=$3; TARGET=$4
 PY=${PY:-python3}
@@ -16,7 +16,7 @@ wc -l /tmp/data/*
 rm -rf /tmp/teacher /tmp/student
 COMMON="--data /tmp/data/squad-train.json --dev /tmp/data/dev.json --negatives /tmp/data/negatives.jsonl
   --press evals/datasets/press-train.jsonl --press-negatives /tmp/data/press-negatives.jsonl
-  --groups-per-batch 16 --press-every 24 --checkpoint-minutes 2 --precision bf16"
+  --groups-per-batch ${GPB:-16} --press-every ${PRESS_EVERY:-24} --checkpoint-minutes 2 --precision bf16"
 # a SIGTERM at the limit stops a run at its next step with a checkpoint (qa.training.stopping)
 timeout -s TERM $((TS + ${MARGIN:-60})) $PY -m app.cli -v train-open-reader $COMMON --base qa/models/reader \
   --out /tmp/teacher --target-windows $TARGET --lr 5e-5 --max-minutes $($PY -c "print($TS/60)") 2>&1 \
