@@ -565,7 +565,7 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
     budget = cfg.max_minutes * 60 if cfg.max_minutes is not None else math.inf
     loss_avg = float(history[-1]["loss"]) if history else 0.0
     windows_before = state["windows"]
-    host_seconds = 0.0
+    waited = 0.0
 
     def meta(done: bool) -> dict[str, Any]:
         return {
@@ -610,7 +610,7 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         ):
             t0 = time.perf_counter()
             b = ahead.get()
-            host_seconds += time.perf_counter() - t0
+            waited += time.perf_counter() - t0
             wins, groups, batch = b.wins, b.groups, dict(b.tensors)
             lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
             for pg in opt.param_groups:
@@ -651,7 +651,7 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
                 log.info(
                     "step %d  windows %d  groups %d  loss %.3f  lr %.2e  %.2f windows/s  host wait %.0f%%",
                     *(state["steps"], state["windows"], state["groups"], loss_avg, lr, rate),
-                    100 * host_seconds / max(el, 1e-9),
+                    100 * waited / max(el, 1e-9),
                 )
             if time.monotonic() - last_ckpt > cfg.checkpoint_minutes * 60:
                 checkpoint(False)
