@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qa.answer.base import Answerer, Candidate, answer, answer_from_candidates
 from qa.answer.feature_answerer import AnswererSettings, FeatureAnswerer
 from qa.answer.neural import NeuralAnswerer
@@ -180,6 +182,50 @@ def resolve_followup(question: str, history: Sequence[Message] | None) -> str | 
 
 
 @dataclass(frozen=True, slots=True)
+class Asked:
+    """A question as the assistant searches and reads it in its chat.
+
+    ``phrasings``: what retrieval searches with, its rankings fused: a clear follow-up after
+    the question it leans on; any other question asked after an earlier one both as asked and,
+    weighted ``EARLIER_WEIGHT``, after it (a follow-up that names its own subject often still
+    leans on the earlier question: "When were those doses supposed to start shipping?"). On
+    press-tune, the gold release in the top 3: 95.4% of follow-ups against 86.1% searching as
+    asked, 97.5% of first questions asked after an unrelated one against 97.5%; as users see
+    it, follow-ups F1 61.2 -> 63.4 and right release 76.3 -> 82.1%, first questions after an
+    unrelated one F1 79.0 -> 78.8 and 87.6 -> 86.7% (weights 0.5 and 1.0 did worse on one
+    side). ``context``: what the reader reads before the question (a clear follow-up's earlier
+    question; the reader does worse reading it before any other question: F1 48.4 on the
+    follow-ups); ``resolved``: the question as searched, when it is not the question."""
+
+    question: str
+    phrasings: tuple[str, ...]
+    weights: tuple[float, ...] = (1.0,)
+    """Each phrasing's weight in the fusion."""
+    context: str | None = None
+    resolved: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.phrasings):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.phrasings)} phrasings")
+
+
+EARLIER_WEIGHT = 0.7
+"""The weight of the phrasing after the earlier question when the question may stand alone."""
+
+
+def phrase(question: str, history: Sequence[Message] | None) -> Asked:
+    """How ``question`` is searched and read after ``history`` (``Asked``)."""
+    ctx = followup_context(question, history)
+    if ctx is not None:
+        resolved = f"{ctx} {question}"
+        return Asked(question, (resolved,), context=ctx, resolved=resolved)
+    prev = last_user_question(history)
+    if prev is None:
+        return Asked(question, (question,))
+    return Asked(question, (question, f"{' '.join(prev.split())} {question}"), (1.0, EARLIER_WEIGHT))
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """A question as the assistant read it: the question it retrieved with when it was a
     follow-up, the passages found and the answerer's candidates, before any decision."""
@@ -311,9 +357,18 @@ class Assistant:
         filters: Filters | None = None,
         *,
         mode: str | None = None,
+        histories: Sequence[Sequence[Message] | None] | None = None,
     ) -> list[list[Hit]]:
+        """Top passages of each query; with ``histories``, found as ``ask_batch`` finds them for a
+        chat (a follow-up's phrasings fused)."""
         qs = self._check_questions(queries)
-        return self.retriever.search_batch(qs, k=k, filters=filters, mode=mode)
+        if histories is None:
+            return self.retriever.search_batch(qs, k=k, filters=filters, mode=mode)
+        if len(histories) != len(qs):
+            raise ValueError(f"got {len(qs)} queries but {len(histories)} histories")
+        if mode is not None and mode != self.retriever.mode:
+            raise ValueError(f"histories are searched in the assistant's mode {self.retriever.mode!r}")
+        return self._retrieve([phrase(q, h) for q, h in zip(qs, histories, strict=True)], k, filters)[0]
 
     def answer_from(
         self,
@@ -389,15 +444,28 @@ class Assistant:
         hist = list(histories) if histories is not None else [None] * len(qs)
         if len(hist) != len(qs):
             raise ValueError(f"got {len(qs)} questions but {len(hist)} histories")
-        contexts = [followup_context(q, h) for q, h in zip(qs, hist, strict=True)]
-        resolved = [None if c is None else f"{c} {q}" for q, c in zip(qs, contexts, strict=True)]
-        queries = [r if r is not None else q for q, r in zip(qs, resolved, strict=True)]
-        vecs = self.retriever.encode(queries)
-        hits = self.retriever.search_encoded(queries, vecs, k=k, filters=filters)
+        asked = [phrase(q, h) for q, h in zip(qs, hist, strict=True)]
+        hits, vecs = self._retrieve(asked, k, filters)
         return [
-            Reading(q, r, tuple(h), tuple(self.answerer.candidates(q, v, h, c)))
-            for q, v, h, c, r in zip(qs, vecs, hits, contexts, resolved, strict=True)
+            Reading(
+                a.question, a.resolved, tuple(h), tuple(self.answerer.candidates(a.question, v, h, a.context))
+            )
+            for a, v, h in zip(asked, vecs, hits, strict=True)
         ]
+
+    def _retrieve(
+        self, asked: Sequence[Asked], k: int | None, filters: Filters | None
+    ) -> tuple[list[list[Hit]], list[np.ndarray]]:
+        """Each question's passages (its phrasings' rankings fused) and its first phrasing's vector."""
+        queries = [p for a in asked for p in a.phrasings]
+        groups = [n for n, a in enumerate(asked) for _ in a.phrasings]
+        weights = [w for a in asked for w in a.weights]
+        vecs = self.retriever.encode(queries)
+        hits = self.retriever.search_encoded(
+            queries, vecs, k=k, filters=filters, groups=groups, weights=weights
+        )
+        first = np.cumsum([0] + [len(a.phrasings) for a in asked[:-1]])
+        return hits, [vecs[i] for i in first]
 
 
 READERS = ("auto", "neural", "features")

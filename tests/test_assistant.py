@@ -89,6 +89,29 @@ def test_followups_use_history(assistant: Assistant) -> None:
     assert a.citation is not None and a.citation.title == "Ministers agree on ransomware cooperation"
 
 
+def test_a_question_after_another_also_searches_after_it(assistant: Assistant) -> None:
+    """A follow-up that the strict rule does not catch still finds the earlier question's
+    release (its phrasings' rankings fused); a question on another release keeps its own."""
+    history = [
+        {"role": "user", "content": "Who chaired the ransomware meeting of ministers in Geneva?"},
+        {"role": "assistant", "content": "Dr. Jane Smith"},
+    ]
+    q = "Where will the next gathering take place?"
+    assert resolve_followup(q, history) is None
+    alone = assistant.search_batch([q], k=3)[0]
+    after = assistant.search_batch([q], k=3, histories=[history])[0]
+    assert alone[0].release.title == "Cyber workforce summit announced"
+    assert after[0].release.title == "Ministers agree on ransomware cooperation"
+    assert [h.passage.id for h in assistant.ask(q, history, threshold=0.0).hits[:3]] == [
+        h.passage.id for h in after
+    ]
+    other = "How much was Riverside Hospital fined for the data breach?"
+    hits = assistant.search_batch([other], k=3, histories=[history])[0]
+    assert hits[0].release.title == "Agency fines hospital for data breach"
+    a = assistant.ask(other, history, threshold=0.0)
+    assert a.resolved_question is None and a.text is not None and "$3 million" in a.text
+
+
 def test_add_files_persists_and_answers(
     assistant: Assistant, tmp_path: Path, embedder: HashingEmbedder
 ) -> None:

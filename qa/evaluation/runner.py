@@ -224,15 +224,16 @@ def _with_ranks(
     progress: bool,
     batch: int = 64,
 ) -> list[Prediction]:
-    """Retrieve ``DEPTH`` passages for each question as the assistant did (the resolved
-    question for follow-ups) and record where the gold passage and release rank."""
+    """Retrieve ``DEPTH`` passages for each question as the assistant did (after its chat, for
+    follow-ups) and record where the gold passage and release rank."""
     from dataclasses import replace
 
     out: list[Prediction] = []
-    queries = [p.resolved_question or i.question for i, p in zip(items, preds, strict=True)]
+    queries = [i.question for i in items]
+    histories = [history_messages(i) for i in items]
     starts = range(0, len(items), batch)
     for s in _bar(starts, f"{eval_set.name}: retrieval", progress):
-        hits = assistant.search_batch(queries[s : s + batch], k=DEPTH)
+        hits = assistant.search_batch(queries[s : s + batch], k=DEPTH, histories=histories[s : s + batch])
         for item, pred, row in zip(items[s : s + batch], preds[s : s + batch], hits, strict=True):
             spans = [(h.passage.release_id, h.passage.start, h.passage.end) for h in row]
             pr, rr = gold_ranks(item, spans, releases)

@@ -32,6 +32,17 @@ def _check_k(k: int) -> int:
     return k
 
 
+def _check_groups(groups: Sequence[int], n: int) -> list[int]:
+    """``groups`` as a list, checked: one per query, numbered 0, 1, ... in order."""
+    owner = list(groups)
+    if len(owner) != n:
+        raise ValueError(f"got {n} queries but {len(owner)} groups")
+    steps = [b - a for a, b in zip([-1, *owner], owner, strict=False)]
+    if any(d not in (0, 1) for d in steps) or (owner and owner[0] != 0):
+        raise ValueError(f"groups must number questions 0, 1, ... in order; got {owner!r}")
+    return owner
+
+
 def _check_mode(mode: str) -> str:
     if mode not in MODES:
         raise ValueError(f"retrieval mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -161,36 +172,52 @@ class Retriever:
         filters: Filters | None = None,
         *,
         mode: str | None = None,
+        groups: Sequence[int] | None = None,
+        weights: Sequence[float] | None = None,
     ) -> list[list[Hit]]:
-        """Search with question vectors already computed (the answerer reuses them)."""
+        """Search with question vectors already computed (the answerer reuses them).
+
+        ``groups``: one question asked in several phrasings (a possible follow-up, as asked and
+        after the question it may lean on): ``groups[i]`` numbers the question query ``i``
+        phrases (0, 1, ... in order); the rankings of a question's phrasings are fused by
+        reciprocal rank into one list per question, each phrasing's rankings weighted by
+        ``weights[i]`` (default 1). None: each query is its own question."""
         k = self.k if k is None else _check_k(k)
         m = self.mode if mode is None else _check_mode(mode)
+        owner = list(range(len(queries))) if groups is None else _check_groups(groups, len(queries))
+        share = [1.0] * len(queries) if weights is None else [float(w) for w in weights]
+        if len(share) != len(queries) or not all(0.0 < w <= 1.0 for w in share):
+            raise ValueError(f"weights must be one in (0, 1] per query; got {weights!r}")
+        n = owner[-1] + 1 if owner else 0
         if self.index.passage_vectors.ntotal == 0 or not queries:
-            return [[] for _ in queries]
+            return [[] for _ in range(n)]
         allowed = self._allowed(filters)
         if allowed is not None and not allowed:
-            return [[] for _ in queries]
-        if m == "dense":
+            return [[] for _ in range(n)]
+        fused = n < len(queries)
+        depth = max(k, self.depth) if m == "hybrid" or fused else k
+        per_query: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
+        if m in ("hybrid", "bm25"):
+            for row, ranking in zip(per_query, self._sparse(queries, depth, allowed), strict=True):
+                row.append(ranking)
+        if m in ("hybrid", "dense"):
             assert vectors is not None
-            ranked = self._dense(vectors, k, allowed)
-        elif m == "bm25":
-            ranked = self._sparse(queries, k, allowed)
-        else:
-            assert vectors is not None
-            depth = max(k, self.depth)
-            ranked = [
-                self._fuse([s, b], k)
-                for s, b in zip(
-                    self._sparse(queries, depth, allowed),
-                    self._by_sentence(vectors, depth, allowed),
-                    strict=True,
-                )
-            ]
+            search = self._by_sentence if m == "hybrid" else self._dense
+            for row, ranking in zip(per_query, search(vectors, depth, allowed), strict=True):
+                row.append(ranking)
+        rankings: list[list[list[tuple[int, float]]]] = [[] for _ in range(n)]
+        ws: list[list[float]] = [[] for _ in range(n)]
+        for g, row, w in zip(owner, per_query, share, strict=True):
+            rankings[g] += row
+            ws[g] += [w] * len(row)
+        ranked = [r[0][:k] if len(r) == 1 else self._fuse(r, k, w) for r, w in zip(rankings, ws, strict=True)]
         found = self.index.passages.get_many({fid for row in ranked for fid, _ in row})
         return [
             [Hit(found[fid], score, self.index.releases[found[fid].release_id]) for fid, score in row]
             for row in ranked
         ]
 
-    def _fuse(self, rankings: Sequence[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
-        return reciprocal_rank_fusion(rankings, k, self.rrf_k)
+    def _fuse(
+        self, rankings: Sequence[list[tuple[int, float]]], k: int, weights: Sequence[float] | None = None
+    ) -> list[tuple[int, float]]:
+        return reciprocal_rank_fusion(rankings, k, self.rrf_k, weights)
