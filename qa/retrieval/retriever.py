@@ -174,6 +174,7 @@ class Retriever:
         mode: str | None = None,
         groups: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
+        lexical: Sequence[bool] | None = None,
     ) -> list[list[Hit]]:
         """Search with question vectors already computed (the answerer reuses them).
 
@@ -181,13 +182,17 @@ class Retriever:
         after the question it may lean on): ``groups[i]`` numbers the question query ``i``
         phrases (0, 1, ... in order); the rankings of a question's phrasings are fused by
         reciprocal rank into one list per question, each phrasing's rankings weighted by
-        ``weights[i]`` (default 1). None: each query is its own question."""
+        ``weights[i]`` (default 1). None: each query is its own question. ``lexical[i]``: query
+        ``i`` is searched by BM25 alone, in any mode (its row of ``vectors`` is not read)."""
         k = self.k if k is None else _check_k(k)
         m = self.mode if mode is None else _check_mode(mode)
         owner = list(range(len(queries))) if groups is None else _check_groups(groups, len(queries))
         share = [1.0] * len(queries) if weights is None else [float(w) for w in weights]
-        if len(share) != len(queries) or not all(0.0 < w <= 1.0 for w in share):
-            raise ValueError(f"weights must be one in (0, 1] per query; got {weights!r}")
+        if len(share) != len(queries) or not all(w > 0.0 for w in share):
+            raise ValueError(f"weights must be one > 0 per query; got {weights!r}")
+        words_only = [False] * len(queries) if lexical is None else [bool(x) for x in lexical]
+        if len(words_only) != len(queries):
+            raise ValueError(f"got {len(queries)} queries but {len(words_only)} lexical flags")
         n = owner[-1] + 1 if owner else 0
         if self.index.passage_vectors.ntotal == 0 or not queries:
             return [[] for _ in range(n)]
@@ -197,14 +202,17 @@ class Retriever:
         fused = n < len(queries)
         depth = max(k, self.depth) if m == "hybrid" or fused else k
         per_query: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
-        if m in ("hybrid", "bm25"):
-            for row, ranking in zip(per_query, self._sparse(queries, depth, allowed), strict=True):
-                row.append(ranking)
-        if m in ("hybrid", "dense"):
+        sparse = [i for i in range(len(queries)) if m != "dense" or words_only[i]]
+        dense = [i for i in range(len(queries)) if m != "bm25" and not words_only[i]]
+        if sparse:
+            found_sparse = self._sparse([queries[i] for i in sparse], depth, allowed)
+            for i, ranking in zip(sparse, found_sparse, strict=True):
+                per_query[i].append(ranking)
+        if dense:
             assert vectors is not None
             search = self._by_sentence if m == "hybrid" else self._dense
-            for row, ranking in zip(per_query, search(vectors, depth, allowed), strict=True):
-                row.append(ranking)
+            for i, ranking in zip(dense, search(vectors[dense], depth, allowed), strict=True):
+                per_query[i].append(ranking)
         rankings: list[list[list[tuple[int, float]]]] = [[] for _ in range(n)]
         ws: list[list[float]] = [[] for _ in range(n)]
         for g, row, w in zip(owner, per_query, share, strict=True):

@@ -27,3 +27,15 @@ def test_ties_go_to_the_smaller_id_and_k_cuts() -> None:
     fused = reciprocal_rank_fusion([[(7, 1.0)], [(5, 1.0)], [(9, 1.0)]], k=2)
     assert [i for i, _ in fused] == [5, 7]
     assert reciprocal_rank_fusion([], k=3) == []
+
+
+def test_weighted_fusion_scales_each_rankings_share() -> None:
+    a = [("x", 9.0), ("y", 8.0)]
+    b = [("y", 1.0), ("x", 0.5)]
+    assert [i for i, _ in reciprocal_rank_fusion([a, b], 2, rrf_k=10)] == ["x", "y"]  # a tie: smaller id
+    assert [i for i, _ in reciprocal_rank_fusion([a, b], 2, rrf_k=10, weights=[1.0, 2.0])] == ["y", "x"]
+    assert reciprocal_rank_fusion([a, b], 1, rrf_k=10, weights=[0.5, 0.5])[0][1] == pytest.approx(
+        0.5 / 11 + 0.5 / 12
+    )
+    with pytest.raises(ValueError, match="2 weights for 1 rankings"):
+        reciprocal_rank_fusion([a], 2, weights=[1.0, 1.0])

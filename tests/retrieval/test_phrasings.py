@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import ChunkerSettings, HashingEmbedder, Index, read_releases
@@ -52,3 +53,24 @@ def test_bad_groups_are_refused_with_their_value(retriever: Retriever, groups: l
     vecs = retriever.encode(QUERIES)
     with pytest.raises(ValueError, match="groups"):
         retriever.search_encoded(QUERIES, vecs, groups=groups)
+
+
+def test_a_lexical_phrasing_is_searched_by_its_words_alone(retriever: Retriever) -> None:
+    vecs = retriever.encode(QUERIES[:2])
+    vecs[1] = np.nan  # never read
+    rows = retriever.search_encoded(
+        QUERIES[:2], vecs, groups=[0, 0], weights=[1.0, 0.5], lexical=[False, True]
+    )
+    d = retriever.depth
+    rankings = [
+        retriever._sparse(QUERIES[:1], d, None)[0],
+        retriever._by_sentence(vecs[:1], d, None)[0],
+        retriever._sparse(QUERIES[1:2], d, None)[0],
+    ]
+    want = reciprocal_rank_fusion(rankings, retriever.k, retriever.rrf_k, [1.0, 1.0, 0.5])
+    assert [h.score for h in rows[0]] == [s for _, s in want]
+    assert len({h.passage.id for h in rows[0]}) == len(want)
+    with pytest.raises(ValueError, match="lexical"):
+        retriever.search_encoded(QUERIES[:2], vecs, groups=[0, 0], lexical=[False])
+    with pytest.raises(ValueError, match="weights"):
+        retriever.search_encoded(QUERIES[:2], vecs, groups=[0, 0], weights=[1.0, 0.0])
