@@ -72,6 +72,11 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
         help="only the questions of half the articles (0 tunes the reader, 1 is reported)",
     )
     p.add_argument(
+        "--after-another",
+        action="store_true",
+        help="ask every first question after another, on another release (a chat's new subject)",
+    )
+    p.add_argument(
         "--cache",
         type=Path,
         default=Path(os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE),
@@ -107,7 +112,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
     elif args.dataset is not None:
         name = args.dataset.name.removesuffix(".gz").removesuffix(".json").removesuffix(".jsonl")
-        specs = (DatasetSpec(name, args.dataset, tuple(args.corpus), half=args.half),)
+        if args.after_another:
+            name += "-after-another"
+        specs = (
+            DatasetSpec(
+                name, args.dataset, tuple(args.corpus), half=args.half, after_another=args.after_another
+            ),
+        )
     else:
         raise ValueError("say what to run: --dataset PATH or --suite standard (or: eval compare A B)")
     systems = None if args.systems is None else tuple(s.strip() for s in args.systems.split(",") if s.strip())

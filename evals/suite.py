@@ -28,8 +28,9 @@ def distractors(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[
 
 
 def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
-    """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber, and
-    press-dev again with 2,000 White House releases added as distractors."""
+    """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber, the
+    same with every first question asked after another, and press-dev again with 2,000 White
+    House releases added as distractors."""
     sh = shared if shared is not None else root.parent / "shared"
     press_corpus = (root / "corpus", sh / "corpus" / "us-gov-cyber")
     return (
@@ -37,6 +38,12 @@ def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tup
         # half 0 tunes the reader's calibration and no-answer threshold; half 1 is reported
         DatasetSpec("squad-v2.0-dev-shared", sh / "evals" / "squad-v2.0-dev-shared.json", half=1),
         DatasetSpec("press-dev", root / "evals" / "datasets" / "press-dev.jsonl", press_corpus),
+        DatasetSpec(
+            "press-dev-after-another",
+            root / "evals" / "datasets" / "press-dev.jsonl",
+            press_corpus,
+            after_another=True,
+        ),
         DatasetSpec(
             "press-dev-distractors",
             root / "evals" / "datasets" / "press-dev.jsonl",

@@ -213,6 +213,24 @@ def _history(item: EvalItem, by_id: dict[str, EvalItem]) -> tuple[Turn, ...]:
     return tuple(reversed(chain))
 
 
+def after_another(eval_set: EvalSet) -> EvalSet:
+    """The set as a chat where every first question is asked after another: the nearest earlier
+    first question on another release (cycling round), with its first gold answer as the reply.
+    Follow-ups keep their chains. What a question on a new subject meets in a real chat: the
+    assistant also searches after the earlier question, and this says what that costs."""
+    items = list(eval_set.items)
+    first = [n for n, i in enumerate(items) if i.followup_of is None]
+    for pos, n in enumerate(first):
+        item = items[n]
+        for back in range(1, len(first)):
+            prev = items[first[(pos - back) % len(first)]]
+            if prev.release_id is None or prev.release_id != item.release_id:
+                reply = prev.answers[0] if prev.answers else NO_ANSWER_REPLY
+                items[n] = replace(item, history=(Turn(prev.question, reply),))
+                break
+    return replace(eval_set, items=tuple(items))
+
+
 def history_messages(item: EvalItem) -> list[dict[str, str]] | None:
     """The item's earlier turns as OpenAI-style messages (what ``Assistant.ask`` takes)."""
     if not item.history:

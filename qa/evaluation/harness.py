@@ -13,7 +13,7 @@ from pathlib import Path
 from qa.answer.span_reader import reader_available
 from qa.assistant import Assistant, resolve_reader
 from qa.embedding import Embedder, SentenceTransformerEmbedder
-from qa.evaluation.data import EvalSet, article_half, load_dataset, sample
+from qa.evaluation.data import EvalSet, after_another, article_half, load_dataset, sample
 from qa.evaluation.report import DatasetReport, SuiteReport, dataset_report, write_report
 from qa.evaluation.runner import SystemRun, run_assistant
 from qa.evaluation.systems import DESCRIPTIONS, MODES, READERS, SYSTEMS
@@ -43,6 +43,8 @@ class DatasetSpec:
     corpus: tuple[Path, ...] = ()
     half: int | None = None
     """Only the questions of this half of the articles (``article_half``); None: all."""
+    after_another: bool = False
+    """Ask every first question after another (``after_another``)."""
 
 
 def evaluate(
@@ -131,6 +133,8 @@ def run(
         full = load_dataset(spec.path, spec.corpus, spec.name)
         if spec.half is not None:
             full = article_half(full, spec.half)
+        if spec.after_another:
+            full = after_another(full)
         picked = sample(full, limit)
         datasets.append(
             evaluate(

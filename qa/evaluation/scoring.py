@@ -251,13 +251,13 @@ def by_type(scored: Sequence[ScoredPrediction], retrieval: bool) -> tuple[TypeMe
 
 
 def by_turn(scored: Sequence[ScoredPrediction], retrieval: bool) -> tuple[TypeMetrics, ...]:
-    """First questions apart from follow-ups (asked with chat history); empty when the
-    dataset has no follow-ups."""
-    if not any(s.item.history for s in scored):
+    """First questions apart from follow-ups (asked after the question they lean on); empty
+    when the dataset has no follow-ups."""
+    if not any(s.item.followup_of for s in scored):
         return ()
     groups: dict[str, list[ScoredPrediction]] = defaultdict(list)
     for s in scored:
-        groups["follow-up" if s.item.history else "first question"].append(s)
+        groups["follow-up" if s.item.followup_of else "first question"].append(s)
     return _grouped(groups, retrieval)
 
 

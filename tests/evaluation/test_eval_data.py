@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa import read_releases
-from qa.evaluation.data import load_jsonl, load_squad
+from qa.evaluation.data import NO_ANSWER_REPLY, after_another, load_jsonl, load_squad
 from tests.conftest import ROOT, SEED, SHARED, SHARED_CORPUS, need_shared
 
 PRESS_DEV = ROOT / "evals" / "datasets" / "press-dev.jsonl"
@@ -67,6 +67,24 @@ def test_press_dev_loads_with_histories() -> None:
         if item.followup_of is not None:
             assert item.history, item.id
             assert item.history[-1].question == by_id[item.followup_of].question
+
+
+def test_after_another_asks_each_first_question_after_one_on_another_release() -> None:
+    need_shared(SHARED_CORPUS)
+    ds = load_jsonl(PRESS_DEV, [SEED, SHARED_CORPUS])
+    chat = after_another(ds)
+    by_id = {i.id: i for i in ds.items}
+    questions = {i.question: i for i in ds.items}
+    assert [i.id for i in chat.items] == [i.id for i in ds.items]
+    for item in chat.items:
+        if item.followup_of is not None:
+            assert item.history == by_id[item.id].history
+            continue
+        assert len(item.history) == 1, item.id
+        prev = questions[item.history[0].question]
+        assert prev.followup_of is None and prev.id != item.id
+        assert prev.release_id is None or prev.release_id != item.release_id
+        assert item.history[0].answer in (prev.answers[:1] or (NO_ANSWER_REPLY,))
 
 
 @pytest.mark.parametrize("name", ["squad-v1.1-dev-shared.json", "squad-v2.0-dev-shared.json"])
