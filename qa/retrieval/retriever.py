@@ -62,6 +62,14 @@ class Retriever:
     passage first 77.0% without it, 74.2% with it (press-train + press-tune, 1,095 questions
     over 750 releases), 80.4% against 76.7% (1,500 SQuAD train questions); the three-way fusion
     over separately encoded sentences, the earlier default, 75.3% and 79.4%.
+
+    ``lexical_weight``: BM25's rankings count this much in the fusion, the vectors' 1. Tried on
+    press-tune (its 723 answerable questions over 900 releases, follow-ups in their chats): a
+    passage holding the answer in the top 3 (what the reader reads) 93.1% at 1, 94.3% at 1.5,
+    92.5% at 0.67; the gold release first 88.7%, 89.3%, 87.3%; SQuAD v2.0's tuning half (419
+    answerable questions) 92.8% at 1, 92.6% at 1.5. Read and recalibrated at 1.5, the answers
+    hardly moved (press-tune F1 as users see it 73.8 -> 74.0, SQuAD v2.0's tuning half 62.7 ->
+    62.0), so the default stays 1.
     """
 
     def __init__(
@@ -73,6 +81,7 @@ class Retriever:
         mode: str = "hybrid",
         depth: int = 50,
         rrf_k: int = 10,
+        lexical_weight: float = 1.0,
     ):
         index.check_embedder(embedder)
         self.index = index
@@ -81,6 +90,9 @@ class Retriever:
         self.mode = _check_mode(mode)
         self.depth = _check_k(depth)
         self.rrf_k = rrf_k
+        if not lexical_weight > 0:
+            raise ValueError(f"lexical_weight must be > 0, got {lexical_weight!r}")
+        self.lexical_weight = float(lexical_weight)
 
     # ------------------------------------------------------------ parts
 
@@ -201,23 +213,24 @@ class Retriever:
             return [[] for _ in range(n)]
         fused = n < len(queries)
         depth = max(k, self.depth) if m == "hybrid" or fused else k
-        per_query: list[list[list[tuple[int, float]]]] = [[] for _ in queries]
         sparse = [i for i in range(len(queries)) if m != "dense" or words_only[i]]
         dense = [i for i in range(len(queries)) if m != "bm25" and not words_only[i]]
+        # each query's rankings with their weights, BM25's first (the fusion sums in this order)
+        per_query: list[list[tuple[list[tuple[int, float]], float]]] = [[] for _ in queries]
         if sparse:
             found_sparse = self._sparse([queries[i] for i in sparse], depth, allowed)
             for i, ranking in zip(sparse, found_sparse, strict=True):
-                per_query[i].append(ranking)
+                per_query[i].append((ranking, share[i] * self.lexical_weight))
         if dense:
             assert vectors is not None
             search = self._by_sentence if m == "hybrid" else self._dense
             for i, ranking in zip(dense, search(vectors[dense], depth, allowed), strict=True):
-                per_query[i].append(ranking)
+                per_query[i].append((ranking, share[i]))
         rankings: list[list[list[tuple[int, float]]]] = [[] for _ in range(n)]
         ws: list[list[float]] = [[] for _ in range(n)]
-        for g, row, w in zip(owner, per_query, share, strict=True):
-            rankings[g] += row
-            ws[g] += [w] * len(row)
+        for g, row in zip(owner, per_query, strict=True):
+            rankings[g] += [ranking for ranking, _ in row]
+            ws[g] += [w for _, w in row]
         ranked = [r[0][:k] if len(r) == 1 else self._fuse(r, k, w) for r, w in zip(rankings, ws, strict=True)]
         found = self.index.passages.get_many({fid for row in ranked for fid, _ in row})
         return [
