@@ -77,7 +77,8 @@ train-reader: $(STAMP)
 # resumable like the teacher's run; needs the negatives `make train-reader` mines
 train-student: $(STAMP)
 	$(VENV)/bin/release-qa train-open-reader --resume --base qa/models/reader --teacher qa/models/reader \
-		--layers 0,2,4 --out checkpoints/student --target-windows 60000 --lr 1e-4 \
+		--layers 0,2,4 --freeze-word-embeddings --out checkpoints/student --target-windows 120000 --lr 1e-4 \
+		--press-every 8 --seed 23 --threads 2 \
 		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
 lint: $(STAMP)
