@@ -1,7 +1,7 @@
 #!/bin/bash
 # The device run (docs/gpu-training.md): the reader trained on from the shipped one, then a 3-layer
 # student distilled from it. Copied with its data into .gpu/ (ignored, carried by the call).
-# usage: [GPB=16] [PRESS_EVERY=24] .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET   (STUDENT_S 0: no student)
+# usage: [GPB=16] [PRESS_EVERY=24] [LAYERS=0,2,4] .gpu/run.sh OUTDIR TEACHER_S STUDENT_S TARGET   (STUDENT_S 0: no student)
 set -x
 OUTDIR=$1; TS=$2; SS=$3; TARGET=$4
 PY=${PY:-python3}
@@ -25,7 +25,7 @@ $PY .gpu/pack.py /tmp/teacher $OUTDIR teacher
 [ "$SS" -gt 0 ] || { ls -la $OUTDIR; exit 0; }
 ST=$($PY -c "import json; m=json.load(open('/tmp/teacher/training.json')); print(int(m['state']['windows'] / m['seconds'] * $SS * 0.9))")
 timeout -s TERM $((SS + ${MARGIN:-60})) $PY -m app.cli -v train-open-reader $COMMON --base /tmp/teacher --teacher /tmp/teacher \
-  --layers 0,2,4 --freeze-word-embeddings --out /tmp/student --target-windows $ST --lr 1e-4 \
+  --layers ${LAYERS:-0,2,4} --freeze-word-embeddings --out /tmp/student --target-windows $ST --lr 1e-4 \
   --max-minutes $($PY -c "print($SS/60)") 2>&1 | grep -v "it/s\]$" >> $OUTDIR/train.log; tail -4 $OUTDIR/train.log
 $PY .gpu/pack.py /tmp/student $OUTDIR student
 ls -la $OUTDIR
