@@ -479,7 +479,8 @@ class Assistant:
         queries = [p for a in asked for p in a.phrasings]
         groups = [n for n, a in enumerate(asked) for _ in a.phrasings]
         weights = [w for a in asked for w in a.weights]
-        lexical = [x for a in asked for x in a.lexical]
+        dense_only = self.retriever.mode == "dense"  # a dense baseline searches every phrasing by vector
+        lexical = [x and not dense_only for a in asked for x in a.lexical]
         encoded = [i for i, x in enumerate(lexical) if not x]
         vecs = self.retriever.encode([queries[i] for i in encoded])
         if len(encoded) < len(queries):
