@@ -176,9 +176,9 @@ def followup_context(question: str, history: Sequence[Message] | None) -> str | 
 
 
 def resolve_followup(question: str, history: Sequence[Message] | None) -> str | None:
-    """The question to retrieve with when ``question`` is a follow-up (earlier question + it)."""
-    ctx = followup_context(question, history)
-    return None if ctx is None else f"{ctx} {question.strip()}"
+    """The question to retrieve with when ``question`` is a clear follow-up (earlier question +
+    it; ``phrase`` says how any question is searched)."""
+    return phrase(question.strip(), history).resolved
 
 
 @dataclass(frozen=True, slots=True)
