@@ -252,7 +252,8 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     from qa.answer.span_reader import READER_PATH
     from qa.training.export import export_reader
 
-    print(export_reader(args.checkpoint, args.out if args.out is not None else READER_PATH))
+    out = args.out if args.out is not None else READER_PATH
+    print(export_reader(args.checkpoint, out, blend=args.blend, weight=args.weight))
     return 0
 
 
@@ -501,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-reader", help="ship a reader checkpoint into the package (fp16)")
     p.add_argument("checkpoint", help="a train-reader checkpoint folder")
     p.add_argument("--out", default=None, help="where it goes (default: the packaged reader)")
+    p.add_argument(
+        "--blend",
+        default=None,
+        help="a reader of the same shape to average with (e.g. the one it started from)",
+    )
+    p.add_argument("--weight", type=float, default=1.0, help="the checkpoint's share of the blend (0-1)")
     p.set_defaults(func=cmd_export_reader)
 
     p = sub.add_parser(

@@ -11,15 +11,50 @@ from qa.training.reader import model_card, swap_in
 from qa.training.shared_norm import open_reader_card
 
 
-def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+BLEND_SECTION = """
+## Then: blended with the reader it started from
+
+The weights shipped are {weight:.2f} x the run's above + {rest:.2f} x `{blend}`'s, parameter by
+parameter (WiSE-FT, Wortsman et al. 2022): `release-qa export-reader CHECKPOINT --blend {blend}
+--weight {weight}`.
+"""
+
+
+def export_reader(
+    checkpoint: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    blend: str | os.PathLike[str] | None = None,
+    weight: float = 1.0,
+) -> Path:
     """Ship a checkpoint: fp16 safetensors, tokenizer, training log and a model card, swapped in
-    atomically. The old calibration no longer fits the new weights and is dropped."""
+    atomically. The old calibration no longer fits the new weights and is dropped.
+
+    ``blend``: a reader of the same shape (the one the checkpoint was fine-tuned from); the weights
+    shipped are ``weight`` x the checkpoint's + (1 - ``weight``) x its (WiSE-FT, Wortsman et al.
+    2022: interpolating a fine-tuned model with its start keeps much of the fine-tuning's gain in
+    its domain and loses less elsewhere)."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight!r}")
     src, dst = Path(checkpoint), Path(out)
     meta = json.loads((src / "training.json").read_text())
-    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32).half()
+    model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
+    if blend is not None:
+        other = AutoModelForQuestionAnswering.from_pretrained(blend, dtype=torch.float32).state_dict()
+        mine = model.state_dict()
+        if mine.keys() != other.keys() or any(mine[k].shape != other[k].shape for k in mine):
+            raise ValueError(f"{blend}: not the shape of {src}: blending needs the same architecture")
+        model.load_state_dict(
+            {
+                k: weight * v + (1.0 - weight) * other[k] if v.is_floating_point() else v
+                for k, v in mine.items()
+            }
+        )
+        meta["blend"] = {"with": str(blend), "weight": weight}
+    model = model.half()
     tok = AutoTokenizer.from_pretrained(src)
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
@@ -31,6 +66,8 @@ def export_reader(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
             (tmp / junk).unlink()
     (tmp / "training.json").write_text(json.dumps(meta, indent=2))
     card = open_reader_card(meta) if meta.get("kind") == "shared-norm" else model_card(meta)
+    if blend is not None:
+        card += BLEND_SECTION.format(weight=weight, rest=1.0 - weight, blend=blend)
     (tmp / "README.md").write_text(card)
     swap_in(tmp, dst)
     return dst

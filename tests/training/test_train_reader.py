@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa.embedding import packaged_model_path
@@ -98,3 +99,24 @@ def test_a_continued_run_skips_the_windows_already_seen_and_the_card_tells_both(
     card = (export_reader(tmp_path / "b", tmp_path / "shipped") / "README.md").read_text()
     assert f"{5 + second['windows_seen']} training windows seen in all" in card and "in 2 run(s)" in card
     assert "--skip-windows 2" in card
+    # blended with another reader of its shape (a's weights negated, so every weight moves)
+    import torch
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForQuestionAnswering
+
+    other = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "a", dtype=torch.float32)
+    other.load_state_dict({k: -v if v.is_floating_point() else v for k, v in other.state_dict().items()})
+    other.save_pretrained(tmp_path / "other")
+    blended = export_reader(tmp_path / "b", tmp_path / "blended", blend=tmp_path / "other", weight=0.25)
+    assert "0.25 x the run's above + 0.75 x" in (blended / "README.md").read_text()
+    assert json.loads((blended / "training.json").read_text())["blend"]["weight"] == 0.25
+    a = load_file(str(tmp_path / "a" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model.safetensors"))
+    got = load_file(str(blended / "model.safetensors"))
+    floats = [k for k in got if got[k].dtype.kind == "f"]
+    assert floats and floats == [k for k in got if k in a]
+    for k in floats:
+        want = 0.25 * b[k].astype(np.float32) - 0.75 * a[k].astype(np.float32)
+        assert np.allclose(got[k].astype(np.float32), want, atol=1e-2, rtol=1e-2), k
+    with pytest.raises(ValueError, match="1.5"):
+        export_reader(tmp_path / "b", tmp_path / "bad", blend=tmp_path / "a", weight=1.5)
