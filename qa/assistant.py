@@ -153,10 +153,34 @@ _PRONOUN = re.compile(r"\b(it|its|they|them|their|this|that|these|those|there|he
 
 
 def last_user_question(history: Sequence[Message] | None) -> str | None:
-    for m in reversed(history or ()):
-        if m.get("role") == "user" and isinstance(m.get("content"), str) and m["content"].strip():
-            return str(m["content"])
-    return None
+    """The chat's last question, itself resolved when it leaned on the one before ("Where was it
+    held?" after "Who chaired the 2017 AMCC?" reads as both), through at most ``CHAIN`` turns."""
+    asked = [
+        " ".join(str(m["content"]).split())
+        for m in history or ()
+        if m.get("role") == "user" and isinstance(m.get("content"), str) and m["content"].strip()
+    ]
+    if not asked:
+        return None
+    chain = [asked[-1]]
+    for earlier in reversed(asked[:-1]):
+        if len(chain) >= CHAIN or not _leans(chain[0]):
+            break
+        chain.insert(0, earlier)
+    return " ".join(chain)
+
+
+CHAIN = 2
+"""The most turns a resolved question joins: the last and the one it leans on; the reader reads
+only the first 64 word pieces of the earlier turns and the question together."""
+
+
+def _leans(question: str) -> bool:
+    """Whether a question cannot stand alone: short, opening with a connective, or only a
+    pronoun's worth of subject."""
+    q = question.strip()
+    few_words = len(content_words(q)) <= 3
+    return bool(_FOLLOWUP_START.search(q) or (few_words and _PRONOUN.search(q)) or len(content_words(q)) <= 1)
 
 
 def followup_context(question: str, history: Sequence[Message] | None) -> str | None:
@@ -166,13 +190,9 @@ def followup_context(question: str, history: Sequence[Message] | None) -> str | 
     connective or leans on a pronoun; the previous question supplies its subject.
     """
     prev = last_user_question(history)
-    if prev is None:
+    if prev is None or not _leans(question):
         return None
-    q = question.strip()
-    few_words = len(content_words(q)) <= 3
-    if _FOLLOWUP_START.search(q) or (few_words and _PRONOUN.search(q)) or len(content_words(q)) <= 1:
-        return " ".join(prev.split())
-    return None
+    return prev
 
 
 def resolve_followup(question: str, history: Sequence[Message] | None) -> str | None:

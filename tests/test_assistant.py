@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from qa import Assistant, ChunkerSettings, HashingEmbedder, Index, read_releases, resolve_followup
+from qa.assistant import phrase
 from qa.serialize import answer_to_dict
 
 
@@ -87,6 +88,25 @@ def test_followups_use_history(assistant: Assistant) -> None:
     a = assistant.ask("And where will the next one be held?", history=history, threshold=0.0)
     assert a.resolved_question is not None and "Geneva" in a.resolved_question
     assert a.citation is not None and a.citation.title == "Ministers agree on ransomware cooperation"
+
+
+def test_a_followup_of_a_followup_keeps_the_chats_subject() -> None:
+    """Three turns: the second leans on the first, so the third is searched after both; a second
+    turn that stands alone is all the third needs, and a chain is cut after two turns."""
+    first = {"role": "user", "content": "Who chaired the 2017 ASEAN Ministerial Conference on Cybersecurity?"}
+    reply = {"role": "assistant", "content": "Dr Yaacob Ibrahim"}
+    leaning = {"role": "user", "content": "Where was it held?"}
+    third = "How many dialogue partners joined its special session?"
+    after_both = phrase(third, [first, reply, leaning, reply])
+    assert after_both.phrasings[-1] == f"{first['content']} Where was it held? {third}"
+    assert (
+        resolve_followup("And when?", [first, reply, leaning])
+        == f"{first['content']} Where was it held? And when?"
+    )
+    standing = {"role": "user", "content": "Where was the 2018 ASEAN cyber conference held?"}
+    assert phrase(third, [first, standing]).phrasings[-1] == f"{standing['content']} {third}"
+    chain = [first, leaning, {"role": "user", "content": "And when?"}]
+    assert resolve_followup("And who spoke?", chain) == "Where was it held? And when? And who spoke?"
 
 
 def test_a_question_after_another_also_searches_after_it(assistant: Assistant) -> None:
