@@ -10,7 +10,6 @@ from pathlib import Path
 from qa.training.reader import model_card, swap_in
 from qa.training.shared_norm import open_reader_card
 
-
 BLEND_SECTION = """
 ## Then: blended with the reader it started from
 
