@@ -249,16 +249,15 @@ EARLIER_LEXICAL = True
 
 def phrase(question: str, history: Sequence[Message] | None) -> Asked:
     """How ``question`` is searched and read after ``history`` (``Asked``)."""
-    ctx = followup_context(question, history)
-    if ctx is not None:
-        resolved = f"{ctx} {question}"
-        return Asked(question, (resolved,), context=ctx, resolved=resolved)
     prev = last_user_question(history)
     if prev is None:
         return Asked(question, (question,))
+    if _leans(question):  # a clear follow-up (``followup_context``)
+        resolved = f"{prev} {question}"
+        return Asked(question, (resolved,), context=prev, resolved=resolved)
     return Asked(
         question,
-        (question, f"{' '.join(prev.split())} {question}"),
+        (question, f"{prev} {question}"),
         (1.0, EARLIER_WEIGHT),
         (False, EARLIER_LEXICAL),
     )

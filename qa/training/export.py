@@ -38,6 +38,8 @@ def export_reader(
 
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    if blend is None and weight != 1.0:
+        raise ValueError(f"weight {weight!r} needs a reader to blend with (blend)")
     src, dst = Path(checkpoint), Path(out)
     meta = json.loads((src / "training.json").read_text())
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)

@@ -120,3 +120,5 @@ def test_a_continued_run_skips_the_windows_already_seen_and_the_card_tells_both(
         assert np.allclose(got[k].astype(np.float32), want, atol=1e-2, rtol=1e-2), k
     with pytest.raises(ValueError, match="1.5"):
         export_reader(tmp_path / "b", tmp_path / "bad", blend=tmp_path / "a", weight=1.5)
+    with pytest.raises(ValueError, match="0.5"):
+        export_reader(tmp_path / "b", tmp_path / "bad", weight=0.5)  # nothing to blend with
