@@ -183,18 +183,6 @@ def _leans(question: str) -> bool:
     return bool(_FOLLOWUP_START.search(q) or (few_words and _PRONOUN.search(q)) or len(content_words(q)) <= 1)
 
 
-def followup_context(question: str, history: Sequence[Message] | None) -> str | None:
-    """The earlier question that ``question`` leans on, or None if it stands alone.
-
-    A follow-up ("And when was it held?", "What about 2023?") is short, starts with a
-    connective or leans on a pronoun; the previous question supplies its subject.
-    """
-    prev = last_user_question(history)
-    if prev is None or not _leans(question):
-        return None
-    return prev
-
-
 def resolve_followup(question: str, history: Sequence[Message] | None) -> str | None:
     """The question to retrieve with when ``question`` is a clear follow-up (earlier question +
     it; ``phrase`` says how any question is searched)."""
@@ -252,7 +240,7 @@ def phrase(question: str, history: Sequence[Message] | None) -> Asked:
     prev = last_user_question(history)
     if prev is None:
         return Asked(question, (question,))
-    if _leans(question):  # a clear follow-up (``followup_context``)
+    if _leans(question):  # a clear follow-up: searched and read after the earlier question
         resolved = f"{prev} {question}"
         return Asked(question, (resolved,), context=prev, resolved=resolved)
     return Asked(
