@@ -230,6 +230,7 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         teacher=args.teacher,
         layers=_layers(args.layers),
         distill_weight=args.distill_weight,
+        distill_groups=args.distill_groups,
         temperature=args.temperature,
         press_every=args.press_every,
         freeze_word_embeddings=args.freeze_word_embeddings,
@@ -493,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers", default=None, help="a student: keep these encoder layers of --base, e.g. 0,2,4"
     )
     p.add_argument("--distill-weight", type=float, default=0.7, help="the teacher's share of the loss")
+    p.add_argument(
+        "--distill-groups",
+        choices=("all", "squad"),  # qa.training.shared_norm.DISTILL_GROUPS
+        default="all",
+        help="squad: only SQuAD groups learn from the teacher (press groups from their gold alone)",
+    )
     p.add_argument("--temperature", type=float, default=2.0, help="softens both distributions")
     p.add_argument(
         "--freeze-word-embeddings", action="store_true", help="keep the base's word embeddings (a student)"

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 
 PRECISIONS = ("fp32", "bf16")
+DISTILL_GROUPS = ("all", "squad")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,10 @@ class SharedNormConfig:
     layers: tuple[int, ...] | None = None
     """A student: keep only these encoder layers of the base (e.g. (0, 2, 4) of the teacher's six)."""
     distill_weight: float = 0.7
+    distill_groups: str = "all"
+    """Which groups learn from the teacher: "all", or "squad" only, so the teacher anchors what the
+    reader already does on SQuAD while press groups learn from their gold alone (learning without
+    forgetting, Li and Hoiem 2017): distilling every group halved stage 4's press gain."""
     temperature: float = 2.0
     freeze_word_embeddings: bool = False
     """Keep the word embeddings the run starts from fixed (a student keeps its teacher's): a third
@@ -86,6 +91,8 @@ class SharedNormConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight must be in [0, 1], got {self.distill_weight!r}")
+        if self.distill_groups not in DISTILL_GROUPS:
+            raise ValueError(f"distill_groups must be one of {DISTILL_GROUPS}, got {self.distill_groups!r}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
         if self.layers is not None and (not self.layers or min(self.layers) < 0):
@@ -209,18 +216,26 @@ def gold_masks(wins: Sequence[Window], shape: tuple[int, int]) -> tuple[Any, Any
 
 
 def group_loss(
-    start: Any, end: Any, mask: Any, groups: Sequence[Sequence[int]], wins: Sequence[Window]
+    start: Any,
+    end: Any,
+    mask: Any,
+    groups: Sequence[Sequence[int]],
+    wins: Sequence[Window],
+    weights: Any = None,
 ) -> Any:
     """Mean over groups of -log P(gold start) - log P(gold end), each a softmax over every valid
-    position (context tokens and [CLS]) of all the group's windows, summed over gold positions."""
+    position (context tokens and [CLS]) of all the group's windows, summed over gold positions;
+    each group's term times its ``weights`` entry when given."""
     gid = _group_of(groups, start.shape[0], start.device)
     gs, ge = (m.to(start.device) for m in gold_masks(wins, tuple(start.shape)))
-    total = start.new_zeros(())
+    per_group = start.new_zeros(len(groups))
     for logits, gold in ((start, gs), (end, ge)):
         all_lse = _group_lse(logits.masked_fill(~mask, -1e4), gid, len(groups))
         gold_lse = _group_lse(logits.masked_fill(~gold, -1e4), gid, len(groups))
-        total = total + (all_lse - gold_lse).sum()
-    return total / (2 * len(groups))
+        per_group = per_group + (all_lse - gold_lse)
+    if weights is not None:
+        per_group = per_group * weights
+    return per_group.sum() / (2 * len(groups))
 
 
 def distill_loss(
@@ -231,22 +246,35 @@ def distill_loss(
     mask: Any,
     groups: Sequence[Sequence[int]],
     temperature: float,
+    weights: Any = None,
 ) -> Any:
     """Mean over groups of KL(teacher || student) for the start and the end distributions, each a
     softmax at ``temperature`` over every valid position of the group's windows (as ``group_loss``
-    normalises), times temperature² so its gradients keep their scale (Hinton et al. 2015)."""
+    normalises), times temperature² so its gradients keep their scale (Hinton et al. 2015); each
+    group's term times its ``weights`` entry when given."""
     import torch
 
     gid = _group_of(groups, start.shape[0], start.device)
-    total = start.new_zeros(())
+    per_window = start.new_zeros(start.shape[0])
     for student, teacher in ((start, teacher_start), (end, teacher_end)):
         s = (student / temperature).masked_fill(~mask, -1e4)
         t = (teacher / temperature).masked_fill(~mask, -1e4)
         log_s = s - _group_lse(s, gid, len(groups))[gid][:, None]
         log_t = t - _group_lse(t, gid, len(groups))[gid][:, None]
         kl = torch.where(mask, log_t.exp() * (log_t - log_s), torch.zeros_like(log_s))
-        total = total + kl.sum()
-    return total * temperature**2 / (2 * len(groups))
+        per_window = per_window + kl.sum(dim=1)
+    if weights is not None:
+        per_window = per_window * weights[gid]
+    return per_window.sum() * temperature**2 / (2 * len(groups))
+
+
+def distill_weights(cfg: SharedNormConfig, press: Sequence[bool]) -> Any:
+    """Each group's share of the teacher in its loss: ``distill_weight``, or 0 for a press group
+    when only SQuAD groups are distilled."""
+    import torch
+
+    squad_only = cfg.distill_groups == "squad"
+    return torch.tensor([0.0 if squad_only and p else cfg.distill_weight for p in press])
 
 
 def keep_layers(model: Any, layers: Sequence[int]) -> Any:
@@ -364,6 +392,8 @@ class Batch:
 
     wins: list[Window]
     groups: list[list[int]]
+    press: list[bool]
+    """Per group: whether it came from the press stream."""
     tensors: dict[str, Any]
     streams: dict[str, int]
 
@@ -378,12 +408,15 @@ def batches(
     while True:
         wins: list[Window] = []
         groups: list[list[int]] = []
+        press: list[bool] = []
         while len(groups) < cfg.groups_per_batch:
+            before = at["press"]
             g = featurize(tokenizer, streams.take(at), cfg)
             if g:
                 groups.append(list(range(len(wins), len(wins) + len(g))))
+                press.append(at["press"] != before)
                 wins.extend(g)
-        yield Batch(wins, groups, collate(wins, pad_id), dict(at))
+        yield Batch(wins, groups, press, collate(wins, pad_id), dict(at))
 
 
 class Prefetch:
@@ -618,14 +651,18 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             valid = batch.pop("valid").to(device)
             with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 o = model(**{k: v.to(device) for k, v in batch.items()})
-            loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
-            if teacher is not None:
+            if teacher is None:
+                loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
+            else:
                 with (
                     torch.no_grad(),
                     torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"),
                 ):
                     t = teacher(**{k: v.to(device) for k, v in batch.items()})
-                soft = distill_loss(
+                w = distill_weights(cfg, b.press).to(device)
+                loss = group_loss(
+                    o.start_logits.float(), o.end_logits.float(), valid, groups, wins, 1 - w
+                ) + distill_loss(
                     o.start_logits.float(),
                     o.end_logits.float(),
                     t.start_logits.float(),
@@ -633,8 +670,8 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
                     valid,
                     groups,
                     cfg.temperature,
+                    w,
                 )
-                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -751,7 +788,8 @@ def _run_section(meta: dict[str, Any], stage: int) -> str:
         base_arg=f", from `--base {cfg['base']}`" if cfg.get("base") else "",
         curve="\n".join(curve) or "| – | – | – | – |",
         distilled=(
-            f"\n- Distilled from `{cfg['teacher']}` (weight {cfg.get('distill_weight')}, temperature "
+            f"\n- Distilled from `{cfg['teacher']}` (weight {cfg.get('distill_weight')} on "
+            f"{cfg.get('distill_groups', 'all')} groups, temperature "
             f"{cfg.get('temperature')}); encoder layers {cfg.get('layers')} of its base kept."
             if cfg.get("teacher")
             else ""

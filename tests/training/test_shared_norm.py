@@ -18,8 +18,10 @@ from qa.training.shared_norm import (
     Group,
     SharedNormConfig,
     _lr,
+    batches,
     collate,
     distill_loss,
+    distill_weights,
     featurize,
     group_loss,
     train,
@@ -175,6 +177,73 @@ def test_the_batched_losses_equal_the_group_by_group_ones() -> None:
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want, strict=True))
     with pytest.raises(ValueError, match="belong to a group"):
         group_loss(start, end, valid, [[0, 1]], wins)
+
+
+def test_weights_scale_each_groups_term_and_nothing_else() -> None:
+    """Each loss with per-group weights is the weighted sum of the losses of its groups read alone."""
+    import torch
+
+    from qa.training.shared_norm import Window
+
+    gen = torch.Generator().manual_seed(5)
+    lengths = [9, 7, 12, 5, 8]
+    groups = [[0, 1], [2], [3, 4]]
+    targets = {0: [(4, 6)], 2: [(0, 0)], 4: [(3, 4)]}
+    wins = [
+        Window([101] + [7] * 2 + [102] + [9] * (n - 5) + [102], [0] * 4 + [1] * (n - 4), targets.get(i, []))
+        for i, n in enumerate(lengths)
+    ]
+    valid = collate(wins, 0)["valid"]
+    start, end = torch.randn(valid.shape, generator=gen), torch.randn(valid.shape, generator=gen)
+    ts, te = torch.randn(valid.shape, generator=gen), torch.randn(valid.shape, generator=gen)
+    alone_ce, alone_kl = [], []
+    for g in groups:
+        rows = torch.tensor(g)
+        local = [list(range(len(g)))]
+        sub = [wins[i] for i in g]
+        alone_ce.append(float(group_loss(start[rows], end[rows], valid[rows], local, sub)))
+        alone_kl.append(
+            float(distill_loss(start[rows], end[rows], ts[rows], te[rows], valid[rows], local, 2.0))
+        )
+    w = torch.tensor([0.25, 0.0, 1.0])
+    ce = float(group_loss(start, end, valid, groups, wins, w))
+    kl = float(distill_loss(start, end, ts, te, valid, groups, 2.0, w))
+    assert ce == pytest.approx(sum(a * b for a, b in zip(w.tolist(), alone_ce, strict=True)) / 3, rel=1e-5)
+    assert kl == pytest.approx(sum(a * b for a, b in zip(w.tolist(), alone_kl, strict=True)) / 3, rel=1e-5)
+
+
+def test_only_squad_groups_learn_from_the_teacher_when_asked() -> None:
+    press = [False, True, False]
+    assert distill_weights(_cfg(distill_weight=0.6), press).tolist() == pytest.approx([0.6, 0.6, 0.6])
+    squad = _cfg(distill_weight=0.6, distill_groups="squad")
+    assert distill_weights(squad, press).tolist() == pytest.approx([0.6, 0.0, 0.6])
+    with pytest.raises(ValueError, match="'press'"):
+        _cfg(distill_groups="press")
+
+
+def test_a_batch_says_which_of_its_groups_are_press_groups(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    class Alternating:  # every third group from the press stream, as Streams.take does with press_every 3
+        def take(self, state: dict[str, int]) -> Group:
+            k = state["groups"]
+            state["groups"] = k + 1
+            key = "press" if k % 3 == 2 else "squad"
+            state[key] += 1
+            town, name = TOWNS[k % len(TOWNS)]
+            ctx = f"The {town} summit was chaired by Minister {name}."
+            return Group(
+                f"{key}{k}",
+                f"Who chaired the {town} summit?",
+                ctx,
+                ctx.index("Minister"),
+                f"Minister {name}",
+                (),
+            )
+
+    cfg = _cfg(groups_per_batch=4)
+    got = batches(Alternating(), tokenizer, cfg, {"squad": 0, "press": 0, "groups": 0})  # type: ignore[arg-type]
+    first, second = next(got), next(got)
+    assert first.press == [False, False, True, False] and second.press == [False, True, False, False]
+    assert len(first.groups) == 4 and first.streams == {"squad": 3, "press": 1, "groups": 4}
 
 
 def test_a_student_keeps_the_layers_asked_and_learns_from_its_teacher(tmp_path: Path) -> None:
