@@ -725,7 +725,7 @@ RUN_SECTION = """
   steps of {gpb} groups, one press group in {press_every}; schedule over {target:,} windows (lr {lr},
   linear warm-up and decay).
 - Trained on: {device} ({precision}), {minutes:.0f} minutes; {state}.
-- Command: `make train-reader` (resumable: `release-qa train-open-reader --resume ...`){base_arg}.{distilled}
+- Command: `{command}` (`--resume` continues a run; `make train-reader` runs the schedule).{distilled}
 
 Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 
@@ -733,6 +733,49 @@ Learning curve (300 SQuAD v1.1 dev-shared questions, gold paragraph):
 |---|---|---|---|
 {curve}
 """
+
+
+COMMAND_FLAGS = (
+    ("base", "--base"),
+    ("teacher", "--teacher"),
+    ("layers", "--layers"),
+    ("distill_weight", "--distill-weight"),
+    ("distill_groups", "--distill-groups"),
+    ("press", "--press"),
+    ("press_negatives", "--press-negatives"),
+    ("press_every", "--press-every"),
+    ("groups_per_batch", "--groups-per-batch"),
+    ("lr", "--lr"),
+    ("target_windows", "--target-windows"),
+    ("max_minutes", "--max-minutes"),
+    ("precision", "--precision"),
+    ("seed", "--seed"),
+)
+"""The settings a model card's command shows, in this order (the rest are paths and defaults)."""
+
+
+def run_command(cfg: dict[str, Any]) -> str:
+    """The ``release-qa train-open-reader`` call that makes a run with these settings."""
+    parts = ["release-qa train-open-reader"]
+    for key, flag in COMMAND_FLAGS:
+        v = cfg.get(key)
+        if v is None or (key in ("distill_weight", "distill_groups") and not cfg.get("teacher")):
+            continue
+        if key == "layers":
+            v = ",".join(str(i) for i in v)
+        elif key == "max_minutes":
+            v = f"{v:.1f}"
+        parts.append(f"{flag} {v}")
+    if cfg.get("freeze_word_embeddings"):
+        parts.append("--freeze-word-embeddings")
+    return " ".join(parts)
+
+
+def _teacher(cfg: dict[str, Any]) -> str:
+    """The teacher as a card names it: a path, or the reader the run started from."""
+    if cfg.get("teacher") == cfg.get("base"):
+        return f"the reader it started from (`{cfg['teacher']}`)"
+    return f"`{cfg['teacher']}`"
 
 
 def _precision_story(history: Sequence[dict[str, Any]]) -> str:
@@ -785,12 +828,14 @@ def _run_section(meta: dict[str, Any], stage: int) -> str:
         precision=_precision_story(meta["history"]),
         minutes=meta["seconds"] / 60,
         state="done" if meta["done"] else "in progress (a checkpoint of a longer run)",
-        base_arg=f", from `--base {cfg['base']}`" if cfg.get("base") else "",
+        command=run_command(cfg),
         curve="\n".join(curve) or "| – | – | – | – |",
         distilled=(
-            f"\n- Distilled from `{cfg['teacher']}` (weight {cfg.get('distill_weight')} on "
+            f"\n- Distilled from {_teacher(cfg)} (weight {cfg.get('distill_weight')} on "
             f"{cfg.get('distill_groups', 'all')} groups, temperature "
-            f"{cfg.get('temperature')}); encoder layers {cfg.get('layers')} of its base kept."
+            f"{cfg.get('temperature')})"
+            + (f"; encoder layers {list(cfg['layers'])} of its base kept" if cfg.get("layers") else "")
+            + "; its train loss includes the teacher's term."
             if cfg.get("teacher")
             else ""
         ),

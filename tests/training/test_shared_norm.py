@@ -212,6 +212,18 @@ def test_weights_scale_each_groups_term_and_nothing_else() -> None:
     assert kl == pytest.approx(sum(a * b for a, b in zip(w.tolist(), alone_kl, strict=True)) / 3, rel=1e-5)
 
 
+def test_the_cards_command_gives_the_runs_settings_back() -> None:
+    from qa.training.shared_norm import run_command
+
+    cfg = asdict(_cfg(base="b", press="p.jsonl", press_every=4, lr=2e-5, distill_groups="squad"))
+    cmd = run_command(cfg)
+    assert cmd.startswith("release-qa train-open-reader --base b --press p.jsonl")
+    assert "--press-every 4" in cmd and "--lr 2e-05" in cmd and "--seed 17" in cmd
+    assert "distill" not in cmd  # no teacher, so nothing was distilled
+    taught = run_command(dict(cfg, teacher="t", distill_weight=0.7))
+    assert "--teacher t --distill-weight 0.7 --distill-groups squad" in taught
+
+
 def test_only_squad_groups_learn_from_the_teacher_when_asked() -> None:
     press = [False, True, False]
     assert distill_weights(_cfg(distill_weight=0.6), press).tolist() == pytest.approx([0.6, 0.6, 0.6])
@@ -263,6 +275,7 @@ def test_a_student_keeps_the_layers_asked_and_learns_from_its_teacher(tmp_path: 
     assert done["done"] and AutoConfig.from_pretrained(tmp_path / "s").num_hidden_layers == 3
     card = (export_reader(tmp_path / "s", tmp_path / "shipped") / "README.md").read_text()
     assert "Distilled from" in card and "[0, 2, 4]" in card
+    assert f"`release-qa train-open-reader --base {teacher} --teacher {teacher} --layers 0,2,4 " in card
     with pytest.raises(ValueError, match="has 6"):
         train(SharedNormConfig(out=str(tmp_path / "t"), **dict(cfg, layers=(0, 7))))
 
@@ -555,4 +568,5 @@ def test_a_run_from_an_exported_open_reader_adds_a_stage_to_the_card() -> None:
     assert "in 3 stages" in card
     two, three = card.index("## Stage 2: open-corpus"), card.index("## Stage 3: open-corpus")
     assert two < three and "50,487 windows" in card[two:three] and "330,000 windows" in card[three:]
-    assert "cuda (fp32)" in card[three:] and "from `--base b`" in card[three:]
+    assert "cuda (fp32)" in card[three:] and "`release-qa train-open-reader --base b " in card[three:]
+    assert "--base" not in card[two:three]  # stage 2 started from the stage-1 reader, not a --base
