@@ -747,11 +747,11 @@ COMMAND_FLAGS = (
     ("groups_per_batch", "--groups-per-batch"),
     ("lr", "--lr"),
     ("target_windows", "--target-windows"),
-    ("max_minutes", "--max-minutes"),
     ("precision", "--precision"),
     ("seed", "--seed"),
 )
-"""The settings a model card's command shows, in this order (the rest are paths and defaults)."""
+"""The settings a model card's command shows, in this order (the rest are paths, defaults and a
+session's time budget: the card's "Seen" line says where a run stopped)."""
 
 
 def run_command(cfg: dict[str, Any]) -> str:
@@ -763,8 +763,6 @@ def run_command(cfg: dict[str, Any]) -> str:
             continue
         if key == "layers":
             v = ",".join(str(i) for i in v)
-        elif key == "max_minutes":
-            v = f"{v:.1f}"
         parts.append(f"{flag} {v}")
     if cfg.get("freeze_word_embeddings"):
         parts.append("--freeze-word-embeddings")
