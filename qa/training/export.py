@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from qa.training.reader import model_card, swap_in
 from qa.training.shared_norm import open_reader_card
@@ -17,6 +18,15 @@ The weights shipped are {weight:.2f} x the run's above + {rest:.2f} x `{blend}`'
 parameter (WiSE-FT, Wortsman et al. 2022): `release-qa export-reader CHECKPOINT --blend {blend}
 --weight {weight}`.
 """
+
+
+def shipped_log(meta: dict[str, Any]) -> dict[str, Any]:
+    """A training log as it ships: without the optimizer's resume bookkeeping (parameter index
+    lists that only a checkpoint's ``--resume`` reads), at every stage it keeps."""
+    out = {k: v for k, v in meta.items() if k != "optimizer_groups"}
+    if isinstance(out.get("base_training"), dict):
+        out["base_training"] = shipped_log(out["base_training"])
+    return out
 
 
 def export_reader(
@@ -65,7 +75,7 @@ def export_reader(
     for junk in ("special_tokens_map.json", "vocab.txt"):
         if (tmp / junk).exists() and (tmp / "tokenizer.json").exists():
             (tmp / junk).unlink()
-    (tmp / "training.json").write_text(json.dumps(meta, indent=2))
+    (tmp / "training.json").write_text(json.dumps(shipped_log(meta), indent=2))
     card = open_reader_card(meta) if meta.get("kind") == "shared-norm" else model_card(meta)
     if blend is not None:
         card += BLEND_SECTION.format(weight=weight, rest=1.0 - weight, blend=blend)

@@ -651,18 +651,16 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             valid = batch.pop("valid").to(device)
             with torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 o = model(**{k: v.to(device) for k, v in batch.items()})
-            if teacher is None:
-                loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins)
-            else:
+            w = None if teacher is None else distill_weights(cfg, b.press).to(device)
+            gold_share = None if w is None else 1 - w
+            loss = group_loss(o.start_logits.float(), o.end_logits.float(), valid, groups, wins, gold_share)
+            if teacher is not None:
                 with (
                     torch.no_grad(),
                     torch.autocast(device, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"),
                 ):
                     t = teacher(**{k: v.to(device) for k, v in batch.items()})
-                w = distill_weights(cfg, b.press).to(device)
-                loss = group_loss(
-                    o.start_logits.float(), o.end_logits.float(), valid, groups, wins, 1 - w
-                ) + distill_loss(
+                loss = loss + distill_loss(
                     o.start_logits.float(),
                     o.end_logits.float(),
                     t.start_logits.float(),
