@@ -69,7 +69,8 @@ train-reader: $(STAMP)
 	test -f checkpoints/open-reader/training.json || (mkdir -p checkpoints/open-reader && cp \
 		$(addprefix qa/models/reader/,$(SHIPPED_READER)) checkpoints/open-reader/)
 	$(VENV)/bin/release-qa mine-negatives --questions 87599
-	test -s checkpoints/press-negatives.jsonl || $(VENV)/bin/release-qa mine-press
+	# press-train newer than its mined passages (a new round of data): mine it again
+	test checkpoints/press-negatives.jsonl -nt evals/datasets/press-train.jsonl || $(VENV)/bin/release-qa mine-press
 	$(VENV)/bin/release-qa train-open-reader --resume $(READER_SCHEDULE) \
 		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
