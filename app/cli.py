@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -273,6 +274,22 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     return 0
 
 
+CALIBRATION_PLACES = ("archive", "squad", "cache", "collected", "out")
+"""calibrate-reader's flags that say where things are on one machine, not what is fitted."""
+
+
+def settings_command(prog: str, args: dict[str, Any], defaults: dict[str, Any], places: Sequence[str]) -> str:
+    """The call that repeats a run anywhere: its flags that differ from their defaults, without
+    the ones naming this machine's paths and caches (a shipped file records it)."""
+    skip = {"func", "command", *places}
+    flags = [
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in args.items()
+        if k not in skip and k in defaults and v != defaults[k]
+    ]
+    return " ".join([prog, *flags])
+
+
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from app.eval_cli import DEFAULT_CACHE
     from qa.embedding import SentenceTransformerEmbedder
@@ -306,7 +323,8 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         max_declined=args.max_declined,
         confidence=args.confidence,
     )
-    command = " ".join(["release-qa calibrate-reader", *sys.argv[2:]])
+    defaults = vars(build_parser().parse_args(["calibrate-reader"]))
+    command = settings_command("release-qa calibrate-reader", vars(args), defaults, CALIBRATION_PLACES)
     out = write(result, args.out or shipped, command)
     d = result.decision
     print(f"wrote {out}")

@@ -529,3 +529,18 @@ def test_the_library_pages_and_filters_by_category() -> None:
     facts = render.library_html(rels, category="fact-sheets")
     assert "84 of 250 releases" in facts and ">Release 1<" not in facts
     assert "1 of 250 releases" in render.library_html(rels, "release 249")
+
+
+def test_a_calibrations_command_keeps_its_settings_and_drops_this_machines_paths() -> None:
+    from app.cli import CALIBRATION_PLACES, build_parser, settings_command
+
+    argv = "calibrate-reader --archive /data/wh --collected /tmp/c.npz --precision int8 --limit 400"
+    args = vars(build_parser().parse_args(argv.split()))
+    defaults = vars(build_parser().parse_args(["calibrate-reader"]))
+    command = settings_command("release-qa calibrate-reader", args, defaults, CALIBRATION_PLACES)
+    assert command == "release-qa calibrate-reader --limit 400 --precision int8"
+    # what it records parses back to the same settings
+    again = vars(build_parser().parse_args(command.split()[1:]))
+    assert {k: again[k] for k in ("limit", "precision", "features")} == {
+        k: args[k] for k in ("limit", "precision", "features")
+    }
