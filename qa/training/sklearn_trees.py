@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from qa.answer.features import TreeModel
+from qa.trees import TreeModel
 
 NODE_FIELDS = ("feature_idx", "num_threshold", "left", "right", "value", "is_leaf")
 
