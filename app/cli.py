@@ -259,6 +259,53 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_reranker(args: argparse.Namespace) -> int:
+    import random
+
+    from qa.assistant import Assistant
+    from qa.embedding import SentenceTransformerEmbedder
+    from qa.evaluation.data import load_jsonl, load_squad, sample
+    from qa.retrieval.rerank import RERANKER_PATH, Reranker
+    from qa.training.negatives import retrieval_index
+    from qa.training.rerank import collect, fit, recall
+
+    emb = SentenceTransformerEmbedder()
+    with open(args.press, encoding="utf-8") as f:
+        names = sorted({json.loads(line)["near"] for line in f if line.strip()})
+    archive = Path(args.archive)
+    press = load_jsonl(args.press, [archive / n for n in names], "press-train")
+    squad = sample(load_squad(args.squad), args.squad_questions, seed=args.seed)
+    ranked = []
+    for eval_set, source, cache in ((press, "press", args.press_cache), (squad, "squad", args.squad_cache)):
+        index = retrieval_index(eval_set.releases, emb, cache)
+        got = collect(Assistant(index, emb, reader="features"), eval_set, source, depth=args.depth)
+        print(f"{source}: {len(got)} answerable questions")
+        ranked += got
+    order = list(range(len(ranked)))
+    random.Random(args.seed).shuffle(order)
+    held = set(order[: len(order) // 5])
+    model = fit([r for i, r in enumerate(ranked) if i not in held], seed=args.seed)
+    held_out: dict[str, object] = {}
+    for source in ("press", "squad"):
+        rows = [r for i, r in enumerate(ranked) if i in held and r.source == source]
+        held_out[source] = {
+            "questions": len(rows),
+            **{f"fused_r@{k}": round(recall(rows, None, k), 4) for k in (1, 3)},
+            **{f"reranked_r@{k}": round(recall(rows, model, k), 4) for k in (1, 3)},
+        }
+        print(f"held out, {source}: {held_out[source]}")
+    model = fit(ranked, seed=args.seed)  # the shipped model reads every question
+    out = Reranker(model, args.depth).save(
+        args.out or RERANKER_PATH,
+        encoder=emb.name,
+        trained_on={s: sum(r.source == s for r in ranked) for s in ("press", "squad")},
+        held_out=held_out,
+        command="release-qa train-reranker" + ("" if args.seed == 0 else f" --seed {args.seed}"),
+    )
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_train_prior(args: argparse.Namespace) -> int:
     from qa.answer.prior import PRIOR_PATH
     from qa.training.prior import train_prior
@@ -534,6 +581,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--weight", type=float, default=1.0, help="the checkpoint's share of the blend (0-1)")
     p.set_defaults(func=cmd_export_reader)
+
+    p = sub.add_parser(
+        "train-reranker",
+        help="fit the retriever's reranker on press-train and SQuAD train questions over their releases",
+    )
+    p.add_argument("--press", default="evals/datasets/press-train.jsonl", help="press QA rows to learn from")
+    p.add_argument("--archive", default="../shared/corpus/wh-briefings", help="the rows' releases")
+    p.add_argument("--press-cache", default="checkpoints/press-index", help="their index (mine-press's)")
+    p.add_argument("--squad", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (.json or .json.gz)")
+    p.add_argument("--squad-cache", default="checkpoints/negatives-index", help="its index")
+    p.add_argument("--squad-questions", type=int, default=6000, help="a seeded sample of them")
+    p.add_argument("--depth", type=int, default=20, help="how many fused passages it reorders")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="default: the packaged qa/models/reranker.json")
+    p.set_defaults(func=cmd_train_reranker)
 
     p = sub.add_parser(
         "train-prior",

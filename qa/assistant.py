@@ -24,6 +24,7 @@ from qa.index.prepare import BuildWorkers
 from qa.ingest.annotate import warm as warm_annotator
 from qa.ingest.chunking import ChunkerSettings
 from qa.ingest.releases import ReadReport, Skipped, read_locally, read_releases
+from qa.retrieval.rerank import RERANKER_PATH, Reranker, reranker_available
 from qa.retrieval.retriever import Filters, Retriever
 from qa.text import content_words
 from qa.types import Answer, Hit, Passage, Release, content_hash
@@ -279,12 +280,23 @@ class Assistant:
         answerer: AnswererSettings | None = None,
         reader: str | None = None,
         path: str | os.PathLike[str] | None = None,
+        rerank: bool | Reranker | None = None,
     ):
         """``reader``: "neural" (the trained reader), "features" (the feature-based answerer) or
-        "auto" (neural when its model is installed); None reads $RELEASE_QA_READER, else auto."""
+        "auto" (neural when its model is installed); None reads $RELEASE_QA_READER, else auto.
+        ``rerank``: reorder hybrid retrieval's fused passages with a reranker
+        (``qa.retrieval.rerank``): this one, or True for the installed one; None reads
+        $RELEASE_QA_RERANK ("0" turns it off), else uses the installed one when there is one
+        and it was fitted to the index's encoder (none is shipped: README, "How accurate it is")."""
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
-        self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval)
+        if isinstance(rerank, Reranker):
+            reranker: Reranker | None = rerank
+        else:
+            reranker = Reranker.load() if resolve_rerank(rerank) else None
+        if reranker is not None and rerank is None and not reranker.fits(index.model):
+            reranker = None  # fitted to another encoder's scores (a test's hashing embedder)
+        self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval, reranker=reranker)
         self.answerer_kind = resolve_reader(reader)
         """ "neural" or "features": which answerer answers."""
         self.answerer: Answerer = self._answerer_over(index, answerer)
@@ -298,7 +310,8 @@ class Assistant:
 
     def _switch_to(self, index: Index) -> None:
         """Answer from ``index`` from now on (a newer snapshot another writer saved)."""
-        self.retriever = Retriever(index, self.embedder, k=self.retriever.k, mode=self.retriever.mode)
+        old = self.retriever
+        self.retriever = Retriever(index, self.embedder, k=old.k, mode=old.mode, reranker=old.reranker)
         self.answerer = self._answerer_over(index, getattr(self.answerer, "settings", None))
         self.index = index
 
@@ -516,6 +529,21 @@ def resolve_reader(reader: str | None) -> str:
             f"reader 'neural' asked for, but no reader model is installed in {READER_PATH}"
         )
     return choice
+
+
+def resolve_rerank(rerank: bool | None) -> bool:
+    """Whether to rerank: ``rerank``, else $RELEASE_QA_RERANK ("1"/"0"), else whether the
+    reranker is installed; asking for it when it is not is an error."""
+    if rerank is None:
+        env = os.environ.get("RELEASE_QA_RERANK", "").strip().lower()
+        if env not in ("", "0", "1", "true", "false", "on", "off"):
+            raise ValueError(f"RELEASE_QA_RERANK must be 1 or 0, got {env!r}")
+        if env == "":
+            return reranker_available()
+        rerank = env in ("1", "true", "on")
+    if rerank and not reranker_available():
+        raise FileNotFoundError(f"rerank asked for, but no reranker model is installed at {RERANKER_PATH}")
+    return bool(rerank)
 
 
 def _check_question(q: str) -> str:

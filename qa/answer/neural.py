@@ -53,6 +53,7 @@ CALIBRATION_FEATURES = (
     "title_overlap",
     "release_share",
     "sentence_prior",
+    "retrieval",
 )
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
@@ -66,7 +67,8 @@ content words in the release's title; ``release_share``: the share of the reader
 probability that falls in the span's release (answers a release gives twice are likelier its own);
 ``sentence_prior``: the log-odds, from its surface alone, that the span's sentence is one users ask
 about (``qa.answer.prior``: captions, boilerplate and contact lines score low; 0 when no prior is
-installed)."""
+installed); ``retrieval``: the passage's retrieval score (with the reranker, the probability that
+the passage holds the answer; ``qa.retrieval.rerank``)."""
 
 _RELEASE_SHARE = CALIBRATION_FEATURES.index("release_share")
 _PRIOR = CALIBRATION_FEATURES.index("sentence_prior")
@@ -268,6 +270,7 @@ class NeuralAnswerer:
                     titled[rank],
                     sp.prob,  # summed over the release below
                     0.0,  # the sentence prior, below
+                    h.score,
                 ]
                 found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())

@@ -14,6 +14,7 @@ from qa.index.lexical import BM25
 from qa.index.vectors import search_params
 from qa.retrieval.filters import Filters
 from qa.retrieval.fusion import reciprocal_rank_fusion
+from qa.retrieval.rerank import Evidence, Reorders
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,10 @@ class Retriever:
         depth: int = 50,
         rrf_k: int = 10,
         lexical_weight: float = 1.0,
+        reranker: Reorders | None = None,
     ):
+        """``reranker``: reorders the fused top ``reranker.depth`` (hybrid mode only;
+        ``qa.retrieval.rerank``); None keeps the fused order."""
         index.check_embedder(embedder)
         self.index = index
         self.embedder = embedder
@@ -93,6 +97,7 @@ class Retriever:
         if not lexical_weight > 0:
             raise ValueError(f"lexical_weight must be > 0, got {lexical_weight!r}")
         self.lexical_weight = float(lexical_weight)
+        self.reranker = reranker
 
     # ------------------------------------------------------------ parts
 
@@ -231,12 +236,47 @@ class Retriever:
         for g, row in zip(owner, per_query, strict=True):
             rankings[g] += [ranking for ranking, _ in row]
             ws[g] += [w for _, w in row]
-        ranked = [r[0][:k] if len(r) == 1 else self._fuse(r, k, w) for r, w in zip(rankings, ws, strict=True)]
+        rerank = self.reranker is not None and m == "hybrid"
+        deep = max(k, self.reranker.depth) if rerank and self.reranker is not None else k
+        ranked = [
+            r[0][:deep] if len(r) == 1 else self._fuse(r, deep, w) for r, w in zip(rankings, ws, strict=True)
+        ]
         found = self.index.passages.get_many({fid for row in ranked for fid, _ in row})
+        if rerank and self.reranker is not None:
+            assert vectors is not None
+            first = {g: i for i, g in reversed(list(enumerate(owner)))}  # each question's first phrasing
+            out = []
+            for g, row in enumerate(ranked):
+                i = first[g]
+                if words_only[i]:  # no vector to read it by: the fused order stands
+                    out.append(row[:k])
+                    continue
+                lists = [ranking for ranking, _ in per_query[i]]  # BM25's, then the by-sentence one
+                ev = self.evidence(queries[i], vectors[i], row, lists[0], lists[-1])
+                out.append(self.reranker.order(self.index, ev, found)[:k])
+            ranked = out
         return [
             [Hit(found[fid], score, self.index.releases[found[fid].release_id]) for fid, score in row]
             for row in ranked
         ]
+
+    @staticmethod
+    def evidence(
+        query: str,
+        vector: np.ndarray,
+        fused: Sequence[tuple[int, float]],
+        lexical: Sequence[tuple[int, float]],
+        dense: Sequence[tuple[int, float]],
+    ) -> Evidence:
+        """What the reranker reads of one question: its fused list and the BM25 and by-sentence
+        rankings (passage id, score; best first) of its first phrasing."""
+        return Evidence(
+            query,
+            vector,
+            tuple(fused),
+            {fid: (i, s) for i, (fid, s) in enumerate(lexical)},
+            {fid: (i, s) for i, (fid, s) in enumerate(dense)},
+        )
 
     def _fuse(
         self, rankings: Sequence[list[tuple[int, float]]], k: int, weights: Sequence[float] | None = None

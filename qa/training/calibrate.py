@@ -195,6 +195,11 @@ def save_questions(questions: Sequence[Question], path: str | os.PathLike[str]) 
 
 def load_questions(path: str | os.PathLike[str]) -> list[Question]:
     d = np.load(path)  # numeric arrays only: numpy refuses pickled objects by default
+    if d["x"].ndim != 2 or d["x"].shape[1] != len(CALIBRATION_FEATURES):
+        raise ValueError(
+            f"{path}: candidates collected with {d['x'].shape[-1]} features, this version computes "
+            f"{len(CALIBRATION_FEATURES)}; delete the file to collect them again"
+        )
     out, lo = [], 0
     for src, ans, n in zip(d["source"].tolist(), d["answerable"].tolist(), d["sizes"].tolist(), strict=True):
         out.append(

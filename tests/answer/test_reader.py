@@ -68,15 +68,15 @@ def test_settings_and_calibration_validate() -> None:
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
     c = Calibration(
-        (0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5, 0.3), -1.0, 0.4, precision="int8"
+        (0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5, 0.3, 0.8), -1.0, 0.4, precision="int8"
     )
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
     x = np.array(
         [
-            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9, -1.0],
-            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1, -5.0],
+            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9, -1.0, 0.9],
+            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1, -5.0, 0.1],
         ]
     )
     p = back.proba(x)

@@ -94,6 +94,11 @@ def test_platt_folding_keeps_the_order_and_fixes_overconfidence(tmp_path) -> Non
         a.source == b.source and np.array_equal(a.x, b.x) and np.array_equal(a.right, b.right)
         for a, b in zip(qs, back, strict=True)
     )
+    old = dict(np.load(tmp_path / "c.npz"))
+    old["x"] = old["x"][:, :-1]  # collected before a feature was added
+    np.savez(tmp_path / "old.npz", **old)
+    with pytest.raises(ValueError, match="collect them again"):
+        load_questions(tmp_path / "old.npz")
 
 
 def test_the_confident_level_is_where_answers_scored_alike_are_mostly_right() -> None:
