@@ -236,13 +236,13 @@ class Retriever:
         for g, row in zip(owner, per_query, strict=True):
             rankings[g] += [ranking for ranking, _ in row]
             ws[g] += [w for _, w in row]
-        rerank = self.reranker is not None and m == "hybrid"
-        deep = max(k, self.reranker.depth) if rerank and self.reranker is not None else k
+        reranker = self.reranker if m == "hybrid" else None
+        deep = max(k, reranker.depth) if reranker is not None else k
         ranked = [
             r[0][:deep] if len(r) == 1 else self._fuse(r, deep, w) for r, w in zip(rankings, ws, strict=True)
         ]
         found = self.index.passages.get_many({fid for row in ranked for fid, _ in row})
-        if rerank and self.reranker is not None:
+        if reranker is not None:
             assert vectors is not None
             first = {g: i for i, g in reversed(list(enumerate(owner)))}  # each question's first phrasing
             out = []
@@ -253,7 +253,7 @@ class Retriever:
                     continue
                 lists = [ranking for ranking, _ in per_query[i]]  # BM25's, then the by-sentence one
                 ev = self.evidence(queries[i], vectors[i], row, lists[0], lists[-1])
-                out.append(self.reranker.order(self.index, ev, found)[:k])
+                out.append(reranker.order(self.index, ev, found)[:k])
             ranked = out
         return [
             [Hit(found[fid], score, self.index.releases[found[fid].release_id]) for fid, score in row]
