@@ -290,12 +290,15 @@ class Assistant:
         and it was fitted to the index's encoder (none is shipped: README, "How accurate it is")."""
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
-        if isinstance(rerank, Reranker):
-            reranker: Reranker | None = rerank
-        else:
-            reranker = Reranker.load() if resolve_rerank(rerank) else None
-        if reranker is not None and rerank is None and not reranker.fits(index.model):
-            reranker = None  # fitted to another encoder's scores (a test's hashing embedder)
+        choice = rerank if isinstance(rerank, Reranker) else resolve_rerank(rerank)
+        reranker: Reranker | None = None
+        if isinstance(choice, Reranker):
+            reranker = choice
+        elif choice:
+            reranker = Reranker.load()
+        elif choice is None and reranker_available():  # auto: only over the encoder it was fitted to
+            reranker = Reranker.load()
+            reranker = reranker if reranker.fits(index.model) else None
         self.retriever = Retriever(index, self.embedder, k=k, mode=retrieval, reranker=reranker)
         self.answerer_kind = resolve_reader(reader)
         """ "neural" or "features": which answerer answers."""
@@ -531,15 +534,15 @@ def resolve_reader(reader: str | None) -> str:
     return choice
 
 
-def resolve_rerank(rerank: bool | None) -> bool:
-    """Whether to rerank: ``rerank``, else $RELEASE_QA_RERANK ("1"/"0"), else whether the
-    reranker is installed; asking for it when it is not is an error."""
+def resolve_rerank(rerank: bool | None) -> bool | None:
+    """Whether reranking is asked for: ``rerank``, else $RELEASE_QA_RERANK ("1"/"0", "on"/"off"),
+    else None (auto); asking for it when no reranker is installed is an error."""
     if rerank is None:
         env = os.environ.get("RELEASE_QA_RERANK", "").strip().lower()
         if env not in ("", "0", "1", "true", "false", "on", "off"):
-            raise ValueError(f"RELEASE_QA_RERANK must be 1 or 0, got {env!r}")
+            raise ValueError(f"RELEASE_QA_RERANK must be 1 or 0 (on or off), got {env!r}")
         if env == "":
-            return reranker_available()
+            return None
         rerank = env in ("1", "true", "on")
     if rerank and not reranker_available():
         raise FileNotFoundError(f"rerank asked for, but no reranker model is installed at {RERANKER_PATH}")

@@ -19,6 +19,7 @@ when it is installed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -90,21 +91,11 @@ def rerank_features(index: Index, evidence: Evidence, passages: dict[int, Passag
     found = [passages[fid] for fid, _ in fused]
     pvec = np.stack([index.passage_vectors.reconstruct(fid) for fid, _ in fused])
     passage_cos = pvec @ q
-    sentence_cos = np.array(
-        [
-            float(
-                (
-                    index.sentence_vectors.reconstruct_batch(
-                        np.array([vector_id(sentence_key(s)) for s in p.sentences], dtype=np.int64)
-                    )
-                    @ q
-                ).max()
-            )
-            if p.sentences
-            else 0.0
-            for p in found
-        ]
-    )
+    ids = [np.array([vector_id(sentence_key(s)) for s in p.sentences], dtype=np.int64) for p in found]
+    flat = np.concatenate(ids) if any(len(i) for i in ids) else np.zeros(0, dtype=np.int64)
+    cos = index.sentence_vectors.reconstruct_batch(flat) @ q if len(flat) else np.zeros(0, dtype=np.float32)
+    bounds = np.cumsum([0] + [len(i) for i in ids])
+    sentence_cos = np.array([float(cos[a:b].max()) if b > a else 0.0 for a, b in itertools.pairwise(bounds)])
     best_bm25 = max((s for _, s in evidence.lexical.values()), default=0.0) or 1.0
     asked = content_words(evidence.query)
     years = set(_YEAR.findall(evidence.query))
