@@ -7,7 +7,6 @@ questions weigh alike, so neither source's many questions decide alone.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,10 +16,9 @@ from qa.assistant import Assistant
 from qa.evaluation.data import EvalItem, EvalSet, history_messages
 from qa.index import Index
 from qa.retrieval.rerank import RERANK_FEATURES, Evidence, rerank_features
+from qa.training.negatives import holds_answer
 from qa.trees import TreeModel
 from qa.types import Hit, Passage
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +52,7 @@ def holds(item: EvalItem, hit: Hit) -> bool:
     p = hit.passage
     if item.span is not None and not (p.start < item.span[1] and p.end > item.span[0]):
         return False
-    folded = p.text.casefold()
-    return any(a.strip() and a.strip().casefold() in folded for a in item.answers)
+    return holds_answer(p.text, item.answers)
 
 
 def collect(
