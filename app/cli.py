@@ -369,13 +369,15 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         collected=args.collected,
         max_declined=args.max_declined,
         confidence=args.confidence,
+        min_unanswerable_declined=args.min_unanswerable_declined,
+        unanswerable_confidence=args.unanswerable_confidence,
     )
     defaults = vars(build_parser().parse_args(["calibrate-reader"]))
     command = settings_command("release-qa calibrate-reader", vars(args), defaults, CALIBRATION_PLACES)
     out = write(result, args.out or shipped, command)
     d = result.decision
     print(f"wrote {out}")
-    print(f"threshold {d.threshold:.3f}, confident from {d.confident:.3f}")
+    print(f"threshold {d.threshold:.3f} (set by the {d.limited_by} bound), confident from {d.confident:.3f}")
     print(
         f"press-tune: answerable declined {d.answerable_declined:.1%}, unanswerable declined "
         f"{d.unanswerable_declined:.1%}, answerable answered right {d.answered_right:.1%}, ECE {d.ece:.3f} "
@@ -645,6 +647,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.5,
         help="how sure to be that new questions stay within --max-declined (0.5: on average)",
+    )
+    p.add_argument(
+        "--min-unanswerable-declined",
+        type=float,
+        default=0.70,
+        help="go lower than --max-declined allows down to where this share of unanswerable "
+        "questions is still declined (default 0.70; 0: never lower)",
+    )
+    p.add_argument(
+        "--unanswerable-confidence",
+        type=float,
+        default=0.95,
+        help="how sure to be that new unanswerable questions are declined at least that often",
     )
     p.add_argument("--out", default=None, help="where to write (default: calibration.json beside the reader)")
     p.add_argument(

@@ -1,5 +1,5 @@
 """The decision rule the calibration ships: decline at most 10% of answerable questions like
-press-tune's, with 90% confidence."""
+press-tune's, and no more than it takes to decline 70% of unanswerable ones with confidence."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from qa.answer.neural import CALIBRATION_FEATURES, Calibration
-from qa.training.calibrate import Question, best_of, decide, declinable_share, fit
+from qa.training.calibrate import (
+    Question,
+    best_of,
+    decide,
+    declinable_share,
+    fit,
+    required_declines,
+    unanswerable_floor,
+)
 
 F = len(CALIBRATION_FEATURES)
 
@@ -55,6 +63,62 @@ def test_the_declinable_share_is_the_clopper_pearson_bound() -> None:
     assert declinable_share(10, 0.1, 0.9) == 0.0  # too few to decline any with confidence
     with pytest.raises(ValueError, match="1.5"):
         declinable_share(100, 1.5, 0.9)
+
+
+def test_the_required_declines_are_the_clopper_pearson_lower_bound() -> None:
+    from scipy.stats import beta
+
+    for n in (19, 249, 2000):
+        k = required_declines(n, 0.70, 0.95)
+        assert k is not None
+        assert beta.ppf(0.05, k, n - k + 1) >= 0.70 > beta.ppf(0.05, k - 1, n - k + 2)
+    # more questions, a tighter bound: the share needed falls toward the target
+    shares = [required_declines(n, 0.7, 0.95) / n for n in (19, 249, 2000)]  # type: ignore[operator]
+    assert shares[0] > shares[1] > shares[2] > 0.70
+    assert required_declines(3, 0.7, 0.95) is None  # even all three cannot show 70% with confidence
+    with pytest.raises(ValueError, match="1.2"):
+        required_declines(100, 1.2, 0.95)
+    with pytest.raises(ValueError, match="0.0"):
+        required_declines(100, 0.7, 0.0)
+
+
+def test_the_floor_declines_just_enough_unanswerable_scores() -> None:
+    scores = list(np.linspace(0.01, 0.99, 249))
+    floor = unanswerable_floor(scores, 0.70, 0.95)
+    k = required_declines(249, 0.70, 0.95)
+    assert floor is not None and k is not None
+    assert sum(p < floor for p in scores) == k  # enough, and not one more
+    assert unanswerable_floor(scores, 0.0, 0.95) is None  # 0 turns the floor off
+    assert unanswerable_floor([0.2, 0.3, 0.4], 0.70, 0.95) is None  # too few to show it
+
+
+def _two_kinds(unanswerable_mean: float) -> list[Question]:
+    rng = np.random.default_rng(1)
+    qs = [_question("press", float(m), bool(m > 0)) for m in rng.normal(1.0, 2.0, 300)]
+    qs += [
+        _question("press", float(m), False, answerable=False) for m in rng.normal(unanswerable_mean, 1.0, 250)
+    ]
+    return qs
+
+
+def test_a_reader_that_tells_unanswerable_questions_apart_answers_more() -> None:
+    qs = _two_kinds(-6.0)  # unanswerable questions score far below the answerable ones
+    ten = decide(qs, _margin_only(), min_unanswerable_declined=0.0)
+    both = decide(qs, _margin_only())
+    assert ten.limited_by == "answerable" and both.limited_by == "unanswerable"
+    assert both.threshold < ten.threshold
+    assert both.answerable_declined < ten.answerable_declined <= 0.10
+    k = required_declines(250, 0.70, 0.95)
+    assert k is not None and both.unanswerable_declined == pytest.approx(k / 250)
+    assert both.answered_right >= ten.answered_right
+
+
+def test_a_reader_that_confuses_them_keeps_the_answerable_bound() -> None:
+    qs = _two_kinds(0.5)  # unanswerable questions score like answerable ones
+    ten = decide(qs, _margin_only(), min_unanswerable_declined=0.0)
+    both = decide(qs, _margin_only())
+    assert both.limited_by == "answerable"
+    assert both.threshold == ten.threshold and both.unanswerable_declined < 0.70
 
 
 def test_squad_questions_do_not_move_the_threshold() -> None:
