@@ -287,7 +287,7 @@ class Assistant:
         ``rerank``: reorder hybrid retrieval's fused passages with a reranker
         (``qa.retrieval.rerank``): this one, or True for the installed one; None reads
         $RELEASE_QA_RERANK ("0" turns it off), else uses the installed one when there is one
-        and it was fitted to the index's encoder (none is shipped: README, "How accurate it is")."""
+        and it was fitted to the index's encoder (one is shipped: ``qa/models/reranker.md``)."""
         self.index = index
         self.embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
         choice = rerank if isinstance(rerank, Reranker) else resolve_rerank(rerank)

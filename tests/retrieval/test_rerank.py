@@ -180,7 +180,24 @@ def test_a_reranker_is_used_only_over_its_encoder(index: Index, embedder: Hashin
     assert Reranker(mine.model, 6).fits("any/model")  # fitted to an encoder it did not record
     assert Assistant(index, embedder, reader="features", rerank=mine).retriever.reranker is mine
     assert Assistant(index, embedder, reader="features", rerank=False).retriever.reranker is None
-    if not reranker_available():  # none is shipped: auto searches in the fused order
-        assert Assistant(index, embedder, reader="features").retriever.reranker is None
-        with pytest.raises(FileNotFoundError, match="no reranker"):
-            Assistant(index, embedder, reader="features", rerank=True)
+    # the shipped one was fitted to MiniLM: over this hashing index auto leaves it out, asking uses it
+    assert reranker_available()
+    assert Assistant(index, embedder, reader="features").retriever.reranker is None
+    assert Assistant(index, embedder, reader="features", rerank=True).retriever.reranker is not None
+
+
+def test_asking_for_a_reranker_none_installed_is_an_error(
+    index: Index, embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.assistant
+
+    monkeypatch.setattr(qa.assistant, "reranker_available", lambda: False)
+    assert Assistant(index, embedder, reader="features").retriever.reranker is None
+    with pytest.raises(FileNotFoundError, match="no reranker"):
+        Assistant(index, embedder, reader="features", rerank=True)
+
+
+def test_the_shipped_reranker_loads_and_records_its_training() -> None:
+    shipped = Reranker.load()
+    assert shipped.fits("sentence-transformers/all-MiniLM-L6-v2") and shipped.depth == 20
+    assert shipped.info["trained_on"]["press"] > 0 and shipped.info["trained_on"]["squad"] > 0
