@@ -38,6 +38,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class Decision:
     answered_right: float
     """Of press-tune's answerable questions, the share answered with a right span."""
     ece: float
-    limited_by: str = "answerable"
+    limited_by: Literal["answerable", "unanswerable"] = "answerable"
     """Which bound set the threshold: ``answerable`` (at most 10% declined) or ``unanswerable``
     (the floor on unanswerable questions declined let it go lower)."""
 
@@ -324,7 +325,7 @@ def decide(
         t = 1.0 / (1.0 + math.exp(-z))
     unans = [p for p, _, a in press if not a]
     floor = unanswerable_floor(unans, min_unanswerable_declined, unanswerable_confidence)
-    limited_by = "answerable"
+    limited_by: Literal["answerable", "unanswerable"] = "answerable"
     if floor is not None and floor < t:  # the reader tells unanswerable questions apart: answer more
         t, limited_by = floor, "unanswerable"
     declined_ans = sum(p < t for p in answerable) / len(answerable)
@@ -364,12 +365,6 @@ def calibrate(
     reader's (its scores are what is fitted; the calibration records it)."""
     declinable_share(1, max_declined, confidence)  # a bad setting fails now, not after the collection
     required_declines(1, min_unanswerable_declined, unanswerable_confidence)
-    rule_settings = dict(
-        max_declined=max_declined,
-        confidence=confidence,
-        min_unanswerable_declined=min_unanswerable_declined,
-        unanswerable_confidence=unanswerable_confidence,
-    )
     everything = Calibration((0.0,) * len(CALIBRATION_FEATURES), 0.0, 0.5)  # all features computed
     reader = SpanReader(reader_path, SpanReaderSettings(precision=precision))
     questions: list[Question] = []
@@ -391,7 +386,14 @@ def calibrate(
     def fitted(names: Sequence[str]) -> tuple[Calibration, Decision]:
         w, b = fit(questions, names)
         cal = fold_platt(questions, Calibration(w, b, 0.5, tuple(names), passages))
-        return cal, decide(questions, cal, **rule_settings)
+        return cal, decide(
+            questions,
+            cal,
+            max_declined=max_declined,
+            confidence=confidence,
+            min_unanswerable_declined=min_unanswerable_declined,
+            unanswerable_confidence=unanswerable_confidence,
+        )
 
     cal, decision = fitted(features)
     ablation = tuple((f"without {f}", fitted([g for g in features if g != f])[1]) for f in features)
