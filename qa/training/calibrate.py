@@ -172,6 +172,10 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _expit(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 def held_out_ece(questions: Sequence[Question], cal: Calibration, folds: int = 5) -> float:
     """ECE of press questions when each fold's Platt step is fitted on the other folds (the
     candidate-level weights stay as fitted on all): an honest read of the in-sample ECE."""
@@ -297,7 +301,7 @@ def unanswerable_floor(unanswerable: Sequence[float], min_declined: float, confi
     higher = [p for p in scores[k:] if p > scores[k - 1]]
     if not higher:
         return None
-    return 1.0 / (1.0 + math.exp(-(_logit(scores[k - 1]) + _logit(higher[0])) / 2))
+    return _expit((_logit(scores[k - 1]) + _logit(higher[0])) / 2)
 
 
 def decide(
@@ -322,7 +326,7 @@ def decide(
     t = answerable[0]
     if share > 0:  # on the logit scale: Platt scaling (affine there) then moves t with the scores
         z = float(hdquantiles(np.array([_logit(p) for p in answerable]), prob=[share])[0])
-        t = 1.0 / (1.0 + math.exp(-z))
+        t = _expit(z)
     unans = [p for p, _, a in press if not a]
     floor = unanswerable_floor(unans, min_unanswerable_declined, unanswerable_confidence)
     limited_by: Literal["answerable", "unanswerable"] = "answerable"
