@@ -259,25 +259,50 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     return 0
 
 
+def release_names(path: str | os.PathLike[str]) -> list[str]:
+    """The release file names a list names: one per line in a text file, or a QA JSONL's
+    ``near`` and ``release`` fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"{p}: no such file (a list of release names, or QA rows in JSONL)")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix != ".jsonl":
+        return sorted({x.strip() for x in text.splitlines() if x.strip()})
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return sorted({str(r[k]) for r in rows for k in ("near", "release") if r.get(k)})
+
+
 def cmd_train_reranker(args: argparse.Namespace) -> int:
     import random
 
     from qa.assistant import Assistant
     from qa.embedding import SentenceTransformerEmbedder
     from qa.evaluation.data import load_jsonl, load_squad, sample
+    from qa.ingest.releases import read_releases
     from qa.retrieval.rerank import RERANKER_PATH, Reranker
     from qa.training.negatives import retrieval_index
-    from qa.training.rerank import collect, fit, recall
+    from qa.training.rerank import collect, distractors, fit, recall
 
     emb = SentenceTransformerEmbedder()
-    with open(args.press, encoding="utf-8") as f:
-        names = sorted({json.loads(line)["near"] for line in f if line.strip()})
+    names = release_names(args.press)
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / n for n in names], "press-train")
+    extra = distractors(
+        [p.name for p in archive.iterdir() if p.is_file()] if args.press_distractors else [],
+        args.press_distractors,
+        seed=args.seed,
+        exclude={n for path in [args.press, *args.exclude] for n in release_names(path)},
+    )
+    if extra:
+        print(f"press: {len(extra)} releases of {archive} added to the index as distractors")
     squad = sample(load_squad(args.squad), args.squad_questions, seed=args.seed)
     ranked = []
     for eval_set, source, cache in ((press, "press", args.press_cache), (squad, "squad", args.squad_cache)):
-        index = retrieval_index(eval_set.releases, emb, cache)
+        releases = list(eval_set.releases)
+        if source == "press" and extra:
+            seen = {r.id for r in releases}  # the archive repeats a few texts under two names
+            releases += [r for r in read_releases([archive / n for n in extra]).releases if r.id not in seen]
+        index = retrieval_index(releases, emb, cache)
         got = collect(Assistant(index, emb, reader="features"), eval_set, source, depth=args.depth)
         print(f"{source}: {len(got)} answerable questions")
         ranked += got
@@ -300,7 +325,12 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
         encoder=emb.name,
         trained_on={s: sum(r.source == s for r in ranked) for s in ("press", "squad")},
         held_out=held_out,
-        command="release-qa train-reranker" + ("" if args.seed == 0 else f" --seed {args.seed}"),
+        command=" ".join(
+            ["release-qa train-reranker"]
+            + ([f"--seed {args.seed}"] if args.seed else [])
+            + ([f"--press-distractors {args.press_distractors}"] if args.press_distractors else [])
+            + [f"--exclude {x}" for x in args.exclude]
+        ),
     )
     print(f"wrote {out}")
     return 0
@@ -595,6 +625,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--squad-cache", default="checkpoints/negatives-index", help="its index")
     p.add_argument("--squad-questions", type=int, default=6000, help="a seeded sample of them")
     p.add_argument("--depth", type=int, default=20, help="how many fused passages it reorders")
+    p.add_argument(
+        "--press-distractors",
+        type=int,
+        default=0,
+        help="a seeded sample of other archive releases added to the press index (harder negatives)",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        help="releases never drawn as distractors: a list of names or QA JSONL (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default: the packaged qa/models/reranker.json")
     p.set_defaults(func=cmd_train_reranker)

@@ -7,7 +7,8 @@ questions weigh alike, so neither source's many questions decide alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,19 @@ def collect(
     finally:
         retriever.reranker = before
     return out
+
+
+def distractors(names: Sequence[str], n: int, *, seed: int = 0, exclude: Iterable[str] = ()) -> list[str]:
+    """A seeded sample of ``n`` release names from ``names`` outside ``exclude``, sorted: releases
+    no training question is about, added to the index so that the reranker learns from the
+    near-misses an archive holds (another year's fact sheet on the same programme)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n!r}")
+    kept = set(exclude)
+    pool = sorted(x for x in set(names) if x not in kept)
+    if n > len(pool):
+        raise ValueError(f"{n} distractors asked for, only {len(pool)} releases to draw them from")
+    return sorted(random.Random(seed).sample(pool, n))
 
 
 def fit(ranked: Sequence[Ranked], *, seed: int = 0) -> TreeModel:

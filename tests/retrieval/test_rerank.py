@@ -20,7 +20,7 @@ from qa.retrieval.rerank import (
     reranker_available,
 )
 from qa.retrieval.retriever import Retriever
-from qa.training.rerank import Ranked, collect, fit, holds, recall
+from qa.training.rerank import Ranked, collect, distractors, fit, holds, recall
 from qa.types import Hit, Passage
 
 QUERIES = ["Who chaired the meeting in Geneva in 2021?", "How much was the hospital fined?"]
@@ -157,6 +157,32 @@ def test_a_fitted_reranker_saves_and_loads_the_same(tmp_path: Path) -> None:
     path.write_text(json.dumps(d))
     with pytest.raises(ValueError, match="features"):
         Reranker.load(path)
+
+
+def test_distractors_are_a_seeded_sample_outside_the_excluded() -> None:
+    names = [f"r{i:03d}.md" for i in range(100)]
+    kept_out = {f"r{i:03d}.md" for i in range(0, 100, 3)}
+    got = distractors(names, 20, seed=5, exclude=kept_out)
+    assert len(set(got)) == 20 and not set(got) & kept_out and got == sorted(got)
+    assert distractors(list(reversed(names)), 20, seed=5, exclude=kept_out) == got  # order-free
+    assert distractors(names, 20, seed=6, exclude=kept_out) != got
+    assert distractors(names, 0) == []
+    with pytest.raises(ValueError, match="66 releases"):
+        distractors(names, 67, exclude=kept_out)
+    with pytest.raises(ValueError, match="-1"):
+        distractors(names, -1)
+
+
+def test_release_names_read_lists_and_qa_rows(tmp_path: Path) -> None:
+    from app.cli import release_names
+
+    (tmp_path / "list.txt").write_text("b.md\n\na.md\nb.md\n")
+    rows = [{"near": "x.md", "release": "y.md"}, {"near": "z.md", "release": None}]
+    (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert release_names(tmp_path / "list.txt") == ["a.md", "b.md"]
+    assert release_names(tmp_path / "rows.jsonl") == ["x.md", "y.md", "z.md"]
+    with pytest.raises(SystemExit, match="missing.txt"):
+        release_names(tmp_path / "missing.txt")
 
 
 def test_the_rerank_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
