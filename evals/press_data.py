@@ -42,10 +42,10 @@ TUNE_SHARE = 0.27
 PARTS_N = 6
 """Release lists a round of writing has (one writer each)."""
 PER_PART = 75
-ROUNDS = 3
-"""Rounds written so far: 1 (2026-12-02, parts 1-6), 2 (2026-12-04, parts 7-12) and 3
-(2026-12-05, parts 13-18): more of the archive for the reader to train on. A round draws on from
-where the last one stopped, so the earlier lists stay as they were."""
+ROUNDS = 4
+"""Rounds written so far: 1 (2026-12-02, parts 1-6), 2 (2026-12-04, parts 7-12), 3 (2026-12-05,
+parts 13-18) and 4 (2026-12-05, parts 19-24): more of the archive for the reader to train on. A
+round draws on from where the last one stopped, so the earlier lists stay as they were."""
 SEED = 2026
 
 
