@@ -39,6 +39,9 @@ TYPES = ("who", "when", "where", "how_many", "how_much", "what", "which", "why",
 KEYS = ("id", "question", "answers", "evidence", "release", "near", "type", "followup_of")
 TUNE_SHARE = 0.27
 """Share of releases whose questions go to press-tune (by a hash of the file name)."""
+TRAIN_ONLY_FROM = 19
+"""Parts from this one on (round 4) go to press-train whole: press-tune (1,386 questions) stays
+as it was, so every tuning run before and after is judged on the same questions and corpus."""
 PARTS_N = 6
 """Release lists a round of writing has (one writer each)."""
 PER_PART = 75
@@ -184,11 +187,24 @@ def root_near(rows: list[dict]) -> dict[str, str]:
     return out
 
 
+def part_of(row_id: str) -> int:
+    """The part a row was written in, from its id (``pq19-001`` -> 19)."""
+    head = row_id.split("-", 1)[0]
+    if not head.startswith("pq") or not head[2:].isdigit():
+        raise ValueError(f"row id {row_id!r} does not name its part (pqK-NNN)")
+    return int(head[2:])
+
+
+def goes_to_tune(row_id: str, root_near_name: str) -> bool:
+    """Whether a row (its chain's first release ``root_near_name``) belongs in press-tune."""
+    return part_of(row_id) < TRAIN_ONLY_FROM and in_tune(root_near_name)
+
+
 def split(parts: list[Path]) -> None:
     rows = [r for p in parts for r in read_rows(p)]
     roots = root_near(rows)
-    train = [r for r in rows if not in_tune(roots[r["id"]])]
-    tune = [r for r in rows if in_tune(roots[r["id"]])]
+    train = [r for r in rows if not goes_to_tune(r["id"], roots[r["id"]])]
+    tune = [r for r in rows if goes_to_tune(r["id"], roots[r["id"]])]
     for name, part in (("press-train.jsonl", train), ("press-tune.jsonl", tune)):
         (DATASETS / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part))
         n_rel = len({r["near"] for r in part})

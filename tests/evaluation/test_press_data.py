@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from evals import press_data as pd
 from tests.conftest import SHARED, need_shared
 
@@ -45,3 +47,15 @@ def test_the_checker_catches_bad_rows() -> None:
     ]
     problems = pd.check_rows(bad, "bad")
     assert {p.where for p in problems} == {"bad:1", "bad:2", "bad:3", "bad:4"}
+
+
+def test_the_split_rule_holds_for_every_row_and_keeps_round_4_in_train() -> None:
+    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    roots = pd.root_near(train + tune)
+    assert not [r["id"] for r in train if pd.goes_to_tune(r["id"], roots[r["id"]])]
+    assert not [r["id"] for r in tune if not pd.goes_to_tune(r["id"], roots[r["id"]])]
+    near_tune = next(roots[r["id"]] for r in tune)  # a release the hash sends to press-tune
+    assert pd.goes_to_tune("pq18-001", near_tune) and not pd.goes_to_tune("pq19-001", near_tune)
+    assert pd.part_of("pq21-040") == 21
+    with pytest.raises(ValueError, match="x-1"):
+        pd.part_of("x-1")
