@@ -373,10 +373,7 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from qa.evaluation.data import article_half, load_jsonl, load_squad, sample
     from qa.training.calibrate import TUNING_HALF, calibrate, write
 
-    press_files: set[str] = set()
-    for rows in (args.press, args.press_corpus):
-        with open(rows, encoding="utf-8") as f:
-            press_files |= {json.loads(line)["near"] for line in f if line.strip()}
+    press_files = set(release_names(args.press)) | set(release_names(args.press_corpus))
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / name for name in sorted(press_files)], "press-tune")
     squad = sample(article_half(load_squad(args.squad), TUNING_HALF), args.limit)
@@ -659,8 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--press", default="evals/datasets/press-tune.jsonl", help="press QA rows that tune")
     p.add_argument(
         "--press-corpus",
-        default="evals/datasets/press-train.jsonl",
-        help="rows whose releases join the tuning corpus as distractors",
+        default="evals/datasets/press-tune-distractors.txt",
+        help="releases that join the tuning corpus as distractors: a list of names or QA JSONL "
+        "(default: press-train's releases of rounds 1-3, so the tuning corpus stays as it was)",
     )
     p.add_argument("--archive", default="../shared/corpus/wh-briefings", help="the press rows' releases")
     p.add_argument("--squad", default="../shared/evals/squad-v2.0-dev-shared.json")

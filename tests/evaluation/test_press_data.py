@@ -59,3 +59,10 @@ def test_the_split_rule_holds_for_every_row_and_keeps_round_4_in_train() -> None
     assert pd.part_of("pq21-040") == 21
     with pytest.raises(ValueError, match="x-1"):
         pd.part_of("x-1")
+
+
+def test_the_tuning_corpus_is_rounds_1_to_3_of_press_train() -> None:
+    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    listed = (pd.DATASETS / "press-tune-distractors.txt").read_text().split()
+    assert listed == sorted({r["near"] for r in train if pd.part_of(r["id"]) < pd.TRAIN_ONLY_FROM})
+    assert len(listed) == 977 and not set(listed) & {r["near"] for r in tune}
