@@ -287,13 +287,14 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
     names = release_names(args.press)
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / n for n in names], "press-train")
-    extra = distractors(
-        [p.name for p in archive.iterdir() if p.is_file()] if args.press_distractors else [],
-        args.press_distractors,
-        seed=args.seed,
-        exclude={n for path in [args.press, *args.exclude] for n in release_names(path)},
-    )
-    if extra:
+    extra: list[str] = []
+    if args.press_distractors:
+        extra = distractors(
+            [p.name for p in archive.iterdir() if p.is_file()],
+            args.press_distractors,
+            seed=args.seed,
+            exclude={*names, *(n for path in args.exclude for n in release_names(path))},
+        )
         print(f"press: {len(extra)} releases of {archive} added to the index as distractors")
     squad = sample(load_squad(args.squad), args.squad_questions, seed=args.seed)
     ranked = []
