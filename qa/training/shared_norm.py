@@ -613,6 +613,9 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
         }
 
     def checkpoint(done: bool) -> None:
+        if history and history[-1]["windows"] == state["windows"]:  # nothing read since: save only
+            _save(model, tokenizer, opt, out, meta(done))
+            return
         scores: dict[str, float] = {}
         if dev:
             rc = ReaderTrainConfig(
