@@ -803,9 +803,15 @@ def shared_norm_runs(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[s
 def _run_section(meta: dict[str, Any], stage: int) -> str:
     cfg, st = meta["config"], meta["state"]
     nan = float("nan")
+    # a run saved twice at the same windows (before 2d932a7) logged its last row twice: show it once
+    history = [
+        h
+        for i, h in enumerate(meta["history"])
+        if i == 0 or h["windows"] != meta["history"][i - 1]["windows"]
+    ]
     curve = [
         f"| {h['windows']:,} | {h['loss']:.2f} | {h.get('em', nan):.3f} | {h.get('f1', nan):.3f} |"
-        for h in meta["history"]
+        for h in history
     ]
     first = stage == 2
     return RUN_SECTION.format(

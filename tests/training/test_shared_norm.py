@@ -570,3 +570,19 @@ def test_a_run_from_an_exported_open_reader_adds_a_stage_to_the_card() -> None:
     assert two < three and "50,487 windows" in card[two:three] and "330,000 windows" in card[three:]
     assert "cuda (fp32)" in card[three:] and "`release-qa train-open-reader --base b " in card[three:]
     assert "--base" not in card[two:three]  # stage 2 started from the stage-1 reader, not a --base
+
+
+def test_the_card_shows_a_checkpoint_logged_twice_once() -> None:
+    """Runs saved twice at the same windows (before the fix) logged the last row twice."""
+    from qa.training.shared_norm import open_reader_card
+
+    cfg = asdict(SharedNormConfig(train="t", negatives="n", out="o"))
+    state = {"squad": 9, "press": 1, "groups": 10, "windows": 14_012, "steps": 9}
+    rows = [
+        {"windows": w, "loss": 0.8, "em": 0.6, "f1": f}
+        for w, f in ((7_000, 0.77), (14_012, 0.78), (14_012, 0.78))
+    ]
+    meta = {"kind": "shared-norm", "config": cfg, "base_training": None, "device": "cpu",
+            "state": state, "seconds": 60.0, "history": rows, "done": True}  # fmt: skip
+    card = open_reader_card(meta)
+    assert card.count("| 14,012 | 0.80 | 0.600 | 0.780 |") == 1 and "| 7,000 | 0.80 | 0.600 | 0.770 |" in card
