@@ -255,7 +255,12 @@ def cmd_export_reader(args: argparse.Namespace) -> int:
     from qa.training.export import export_reader
 
     out = args.out if args.out is not None else READER_PATH
-    print(export_reader(args.checkpoint, out, blend=args.blend, weight=args.weight))
+    note = None
+    if args.card_note is not None:
+        if not Path(args.card_note).is_file():
+            raise SystemExit(f"--card-note {args.card_note!r}: no such file")
+        note = Path(args.card_note).read_text(encoding="utf-8")
+    print(export_reader(args.checkpoint, out, blend=args.blend, weight=args.weight, note=note))
     return 0
 
 
@@ -610,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a reader of the same shape to average with (e.g. the one it started from)",
     )
     p.add_argument("--weight", type=float, default=1.0, help="the checkpoint's share of the blend (0-1)")
+    p.add_argument(
+        "--card-note",
+        default=None,
+        help="a Markdown file appended to the model card (e.g. docs/reader-card-note.md: which weights "
+        "the training commands' paths held)",
+    )
     p.set_defaults(func=cmd_export_reader)
 
     p = sub.add_parser(

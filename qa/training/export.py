@@ -35,6 +35,7 @@ def export_reader(
     *,
     blend: str | os.PathLike[str] | None = None,
     weight: float = 1.0,
+    note: str | None = None,
 ) -> Path:
     """Ship a checkpoint: fp16 safetensors, tokenizer, training log and a model card, swapped in
     atomically. The old calibration no longer fits the new weights and is dropped.
@@ -42,7 +43,10 @@ def export_reader(
     ``blend``: a reader of the same shape (the one the checkpoint was fine-tuned from); the weights
     shipped are ``weight`` x the checkpoint's + (1 - ``weight``) x its (WiSE-FT, Wortsman et al.
     2022: interpolating a fine-tuned model with its start keeps much of the fine-tuning's gain in
-    its domain and loses less elsewhere)."""
+    its domain and loses less elsewhere).
+
+    ``note``: Markdown appended to the model card, for what the training log cannot know (which
+    weights a path in the commands held when they ran)."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -50,6 +54,8 @@ def export_reader(
         raise ValueError(f"weight must be in [0, 1], got {weight!r}")
     if blend is None and weight != 1.0:
         raise ValueError(f"weight {weight!r} needs a reader to blend with (blend)")
+    if note is not None and not note.strip():
+        raise ValueError("note is empty: leave it out, or give the text to append to the card")
     src, dst = Path(checkpoint), Path(out)
     meta = json.loads((src / "training.json").read_text())
     model = AutoModelForQuestionAnswering.from_pretrained(src, dtype=torch.float32)
@@ -79,6 +85,8 @@ def export_reader(
     card = open_reader_card(meta) if meta.get("kind") == "shared-norm" else model_card(meta)
     if blend is not None:
         card += BLEND_SECTION.format(weight=weight, rest=1.0 - weight, blend=blend)
+    if note is not None:
+        card = card.rstrip("\n") + "\n\n" + note.strip("\n") + "\n"
     (tmp / "README.md").write_text(card)
     swap_in(tmp, dst)
     return dst

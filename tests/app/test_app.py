@@ -338,6 +338,15 @@ def test_serve_refuses_other_hosts_before_loading_anything(
     assert rc == 2 and "user:password" in capsys.readouterr().err
 
 
+def test_export_reader_names_a_missing_card_note_before_touching_anything(tmp_path: Path) -> None:
+    out = tmp_path / "reader"
+    with pytest.raises(SystemExit, match="no-such-note.md"):
+        cli_main(
+            ["export-reader", str(tmp_path / "ckpt"), "--out", str(out), "--card-note", "no-such-note.md"]
+        )
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- the running app
 
 

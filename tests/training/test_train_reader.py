@@ -99,6 +99,10 @@ def test_a_continued_run_skips_the_windows_already_seen_and_the_card_tells_both(
     card = (export_reader(tmp_path / "b", tmp_path / "shipped") / "README.md").read_text()
     assert f"{5 + second['windows_seen']} training windows seen in all" in card and "in 2 run(s)" in card
     assert "--skip-windows 2" in card
+    noted = export_reader(tmp_path / "b", tmp_path / "noted", note="\n## Which reader\n\n`x` held y.\n\n")
+    assert (noted / "README.md").read_text() == card.rstrip("\n") + "\n\n## Which reader\n\n`x` held y.\n"
+    with pytest.raises(ValueError, match="empty"):
+        export_reader(tmp_path / "b", tmp_path / "bad", note=" \n")
     # blended with another reader of its shape (a's weights negated, so every weight moves)
     import torch
     from safetensors.numpy import load_file
