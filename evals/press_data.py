@@ -45,9 +45,10 @@ as it was, so every tuning run before and after is judged on the same questions 
 PARTS_N = 6
 """Release lists a round of writing has (one writer each)."""
 PER_PART = 75
-ROUNDS = 5
+ROUNDS = 6
 """Rounds written so far: 1 (2026-12-02, parts 1-6), 2 (2026-12-04, parts 7-12), 3 (2026-12-05,
-parts 13-18), 4 (2026-12-05, parts 19-24) and 5 (2026-12-05, parts 25-30): more of the archive
+parts 13-18), 4 (2026-12-05, parts 19-24), 5 (2026-12-05, parts 25-30) and 6 (2026-12-05, parts
+31-36): more of the archive
 for the reader to train on. A round draws on from where the last one stopped, so the earlier
 lists stay as they were."""
 SEED = 2026
