@@ -170,6 +170,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_examples=args.max_examples,
         max_minutes=args.max_minutes,
+        decay_by_time=args.decay_by_time,
         checkpoint_minutes=args.checkpoint_minutes,
         dev_questions=args.dev_questions,
         seed=args.seed,
@@ -580,6 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups-per-batch", type=int, default=8)
     p.add_argument("--press-every", type=int, default=6, help="one press group in this many")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
+    p.add_argument(
+        "--decay-by-time",
+        action="store_true",
+        help="the rate also decays over --max-minutes (whichever of it and the target comes first)",
+    )
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--seed", type=int, default=17)
     p.add_argument("--threads", type=int, default=None)

@@ -1,4 +1,6 @@
-"""Device output -> checkpoint folders (fp16 weights; a student gets its teacher's word embeddings)."""
+"""Device output -> checkpoint folders (fp16 weights; a student gets its frozen word embeddings back
+from its base, the reader it started from, where that folder is here (run-parallel.sh: the shipped
+reader, so assemble before exporting a new one), else from the teacher of the same call (run.sh))."""
 
 import json
 import shutil
@@ -15,10 +17,11 @@ for name in ("teacher", "student"):
     if not parts:
         continue
     w = load(b"".join(p.read_bytes() for p in parts))
-    if KEY not in w:
-        w[KEY] = weights["teacher"][KEY]
-    weights[name] = w
     d = json.loads((src / f"{name}.json").read_text())
+    if KEY not in w:
+        base = Path(d["training"]["config"].get("base") or "") / "model.safetensors"
+        w[KEY] = load(base.read_bytes())[KEY].half() if base.is_file() else weights["teacher"][KEY]
+    weights[name] = w
     out = dst / name
     out.mkdir(parents=True, exist_ok=True)
     save_file(w, out / "model.safetensors", metadata={"format": "pt"})

@@ -64,6 +64,10 @@ class SharedNormConfig:
     weight_decay: float = 0.01
     target_windows: int = 120_000
     max_minutes: float | None = None
+    decay_by_time: bool = False
+    """The rate decays over ``max_minutes`` of this run's wall time as well as ``target_windows``,
+    whichever is further along: a run on a lent machine whose speed is not known beforehand still
+    ends at rate 0 when its time is up (one call; a resumed run counts its time afresh)."""
     stop_after_windows: int | None = None
     """Stop (checkpointed) once this run has read this many windows; ``--resume`` goes on."""
     checkpoint_minutes: float = 10.0
@@ -112,6 +116,8 @@ class SharedNormConfig:
             raise ValueError(f"lr > 0 and target_windows >= 1, got {self.lr!r}, {self.target_windows!r}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0, got {self.max_minutes!r}")
+        if self.decay_by_time and self.max_minutes is None:
+            raise ValueError("decay_by_time needs max_minutes (the time the rate decays over), got None")
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,10 +479,12 @@ REWARM_WINDOWS = 2000
 """Windows over which a run resumed without optimizer state warms its rate up again."""
 
 
-def _lr(cfg: SharedNormConfig, seen: int, *, rewarm_from: int | None = None) -> float:
+def _lr(cfg: SharedNormConfig, seen: int, *, rewarm_from: int | None = None, time_frac: float = 0.0) -> float:
+    """The rate after ``seen`` windows: linear warm-up, then linear decay to 0 at the target (or,
+    ``time_frac`` > 0, at the time budget if that comes first)."""
     if rewarm_from is not None:
-        return _lr(cfg, seen) * min(1.0, (seen - rewarm_from + 1) / REWARM_WINDOWS)
-    frac = seen / cfg.target_windows
+        return _lr(cfg, seen, time_frac=time_frac) * min(1.0, (seen - rewarm_from + 1) / REWARM_WINDOWS)
+    frac = max(seen / cfg.target_windows, time_frac)
     if frac < cfg.warmup:
         return cfg.lr * frac / cfg.warmup
     return cfg.lr * max(0.0, (1 - frac) / (1 - cfg.warmup))
@@ -648,7 +656,8 @@ def train(cfg: SharedNormConfig, *, resume: bool = False) -> dict[str, Any]:
             b = ahead.get()
             waited += time.perf_counter() - t0
             wins, groups, batch = b.wins, b.groups, dict(b.tensors)
-            lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None)
+            timed = (time.monotonic() - start) / budget if cfg.decay_by_time else 0.0
+            lr = _lr(cfg, state["windows"], rewarm_from=windows_before if rewarm else None, time_frac=timed)
             for pg in opt.param_groups:
                 pg["lr"] = lr
             valid = batch.pop("valid").to(device)
@@ -767,6 +776,8 @@ def run_command(cfg: dict[str, Any]) -> str:
         parts.append(f"{flag} {v}")
     if cfg.get("freeze_word_embeddings"):
         parts.append("--freeze-word-embeddings")
+    if cfg.get("decay_by_time"):  # the schedule's length is then partly the time budget
+        parts.append(f"--max-minutes {cfg['max_minutes']} --decay-by-time")
     return " ".join(parts)
 
 

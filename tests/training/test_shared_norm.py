@@ -222,6 +222,19 @@ def test_the_cards_command_gives_the_runs_settings_back() -> None:
     assert "distill" not in cmd  # no teacher, so nothing was distilled
     taught = run_command(dict(cfg, teacher="t", distill_weight=0.7))
     assert "--teacher t --distill-weight 0.7 --distill-groups squad" in taught
+    assert "--decay-by-time" not in cmd
+    timed = run_command(dict(cfg, max_minutes=5.0, decay_by_time=True))
+    assert timed.endswith("--max-minutes 5.0 --decay-by-time")
+
+
+def test_the_rate_decays_over_the_time_budget_when_that_comes_first() -> None:
+    """On a machine of unknown speed the schedule still reaches 0 when the time is up."""
+    cfg = _cfg(lr=1e-4, target_windows=100_000, max_minutes=5.0, decay_by_time=True)
+    assert _lr(cfg, 1_000, time_frac=0.5) == pytest.approx(1e-4 * 0.5 / 0.97)
+    assert _lr(cfg, 1_000, time_frac=1.0) == 0.0
+    assert _lr(cfg, 60_000, time_frac=0.5) == _lr(cfg, 60_000)  # the windows further along
+    with pytest.raises(ValueError, match="needs max_minutes"):
+        _cfg(decay_by_time=True)
 
 
 def test_only_squad_groups_learn_from_the_teacher_when_asked() -> None:
