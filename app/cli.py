@@ -221,6 +221,7 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         dev=args.dev or None,
         press=args.press,
         press_negatives=args.press_negatives,
+        press_answer=args.press_answer,
         lr=args.lr,
         target_windows=args.target_windows,
         max_minutes=args.max_minutes,
@@ -580,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-windows", type=int, default=120000, help="the schedule's length")
     p.add_argument("--groups-per-batch", type=int, default=8)
     p.add_argument("--press-every", type=int, default=6, help="one press group in this many")
+    p.add_argument(
+        "--press-answer",
+        choices=("first", "any"),  # qa.training.shared_norm.PRESS_ANSWERS
+        default="first",
+        help="a press group's target: its first answer, or any inside it (the first is the fullest form)",
+    )
     p.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
     p.add_argument(
         "--decay-by-time",

@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
 DISTILL_GROUPS = ("all", "squad")
+PRESS_ANSWERS = ("first", "any")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,11 @@ class SharedNormConfig:
     press_negatives: str | None = None
     press_every: int = 6
     """One press group after every ``press_every - 1`` SQuAD groups (press-train is cycled: up-weighted)."""
+    press_answer: str = "first"
+    """Which of a press row's answers a visit targets: "first", or "any" of those lying inside the
+    first (chosen by a hash of the position). Press-train's writers put the fullest form first
+    ("28 million doses", then "28 million"), so "first" teaches longer spans than SQuAD's minimal
+    ones and than most users' questions want."""
     max_length: int = 256
     stride: int = 96
     max_question_tokens: int = 64
@@ -110,6 +116,8 @@ class SharedNormConfig:
                 f"groups_per_batch >= 1 and negatives_per_group >= 0, got "
                 f"{self.groups_per_batch!r}, {self.negatives_per_group!r}"
             )
+        if self.press_answer not in PRESS_ANSWERS:
+            raise ValueError(f"press_answer must be one of {PRESS_ANSWERS}, got {self.press_answer!r}")
         if self.press_every < 2:
             raise ValueError(f"press_every must be >= 2, got {self.press_every!r}")
         if not self.lr > 0 or self.target_windows < 1:
@@ -130,6 +138,8 @@ class Group:
     answer_start: int
     answer: str
     negatives: tuple[str, ...]
+    alternatives: tuple[tuple[int, str], ...] = ()
+    """Other answers found inside ``answer``, with their starts in ``gold`` (press rows)."""
 
 
 @dataclass
@@ -360,6 +370,12 @@ class Streams:
         if self.press and k % self.cfg.press_every == self.cfg.press_every - 1:
             g = self.press[state["press"] % len(self.press)]
             state["press"] += 1
+            if self.cfg.press_answer == "any" and g.alternatives:
+                # a hash of the position picks the target (stable on resume)
+                pick = random.Random(self.cfg.seed * 1_000_003 + 7 + k).randrange(len(g.alternatives) + 1)
+                if pick:
+                    start, text = g.alternatives[pick - 1]
+                    g = replace(g, answer_start=start, answer=text)
             return g
         g = self.squad_group(state["squad"])
         state["squad"] += 1
@@ -382,7 +398,13 @@ def press_groups(rows_path: str, mined_path: str) -> list[Group]:
             continue
         q = m.query if m.query is not None else r["question"]
         if r["answers"] and m.gold is not None and m.gold_start >= 0:
-            out.append(Group(r["id"], q, m.gold, m.gold_start, r["answers"][0], m.negatives[:2]))
+            first = r["answers"][0]
+            alts = tuple(
+                (m.gold_start + first.find(a), a)
+                for a in dict.fromkeys(r["answers"][1:])
+                if a.strip() and a != first and a in first
+            )
+            out.append(Group(r["id"], q, m.gold, m.gold_start, first, m.negatives[:2], alts))
         elif not r["answers"]:
             out.append(Group(r["id"], q, None, -1, "", m.negatives[:3]))
     return out
@@ -754,6 +776,7 @@ COMMAND_FLAGS = (
     ("press", "--press"),
     ("press_negatives", "--press-negatives"),
     ("press_every", "--press-every"),
+    ("press_answer", "--press-answer"),
     ("groups_per_batch", "--groups-per-batch"),
     ("lr", "--lr"),
     ("target_windows", "--target-windows"),
@@ -770,6 +793,8 @@ def run_command(cfg: dict[str, Any]) -> str:
     for key, flag in COMMAND_FLAGS:
         v = cfg.get(key)
         if v is None or (key in ("distill_weight", "distill_groups") and not cfg.get("teacher")):
+            continue
+        if key == "press_answer" and v == "first":  # the default, and every run before it existed
             continue
         if key == "layers":
             v = ",".join(str(i) for i in v)

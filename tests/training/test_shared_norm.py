@@ -17,6 +17,7 @@ from qa.training.shared_norm import (
     REWARM_WINDOWS,
     Group,
     SharedNormConfig,
+    Streams,
     _lr,
     batches,
     collate,
@@ -222,7 +223,8 @@ def test_the_cards_command_gives_the_runs_settings_back() -> None:
     assert "distill" not in cmd  # no teacher, so nothing was distilled
     taught = run_command(dict(cfg, teacher="t", distill_weight=0.7))
     assert "--teacher t --distill-weight 0.7 --distill-groups squad" in taught
-    assert "--decay-by-time" not in cmd
+    assert "--decay-by-time" not in cmd and "--press-answer" not in cmd  # defaults stay out
+    assert "--press-every 4 --press-answer any" in run_command(dict(cfg, press_answer="any"))
     timed = run_command(dict(cfg, max_minutes=5.0, decay_by_time=True))
     assert timed.endswith("--max-minutes 5.0 --decay-by-time")
 
@@ -442,7 +444,7 @@ def test_press_rows_get_their_gold_passage_and_negatives(tmp_path: Path) -> None
         {
             "id": "a",
             "question": "Who chaired the Oslo summit?",
-            "answers": ["Minister Berg"],
+            "answers": ["Minister Berg", "Berg", "Mr Berg"],
             "evidence": "The Oslo summit was chaired by Minister Berg.",
             "release": "Oslo.md",
             "near": "Oslo.md",
@@ -483,6 +485,32 @@ def test_press_rows_get_their_gold_passage_and_negatives(tmp_path: Path) -> None
     groups = {g.id: g for g in press_groups(str(rows_path), str(out))}
     assert groups["c"].gold is None and groups["c"].answer_start == -1
     assert groups["b"].question.startswith("Who chaired the Oslo summit?")
+    # the other answers that lie inside the first, where they stand in the gold passage
+    a_group = groups["a"]
+    assert a_group.answer == "Minister Berg" and [t for _, t in a_group.alternatives] == ["Berg"]
+    start, text = a_group.alternatives[0]
+    assert a_group.gold is not None and a_group.gold[start : start + len(text)] == "Berg"
+    assert groups["b"].alternatives == ()
+
+    def targets(answer: str) -> set[str]:
+        cfg = SharedNormConfig(
+            **{k: v for k, v in _tiny_run(tmp_path).items() if k in ("train", "negatives", "base")},
+            out=str(tmp_path / "o"),
+            press=str(rows_path),
+            press_negatives=str(out),
+            press_every=2,
+            press_answer=answer,
+        )
+        streams, state = Streams(cfg), {"squad": 0, "press": 0, "groups": 0}
+        seen = [streams.take(state) for _ in range(60)]
+        return {
+            g.gold[g.answer_start : g.answer_start + len(g.answer)] for g in seen if g.id == "a" and g.gold
+        }
+
+    assert targets("first") == {"Minister Berg"}
+    assert targets("any") == {"Minister Berg", "Berg"}  # each visit one of them, both over the run
+    with pytest.raises(ValueError, match="'last'"):
+        _cfg(press_answer="last")
 
 
 def test_an_exported_open_reader_has_a_card_with_both_stages(tmp_path: Path) -> None:
