@@ -10,7 +10,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the parser stays light: the training stack loads only when a command runs
+    from qa.training.shared_norm import SharedNormConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -170,7 +173,6 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_examples=args.max_examples,
         max_minutes=args.max_minutes,
-        decay_by_time=args.decay_by_time,
         checkpoint_minutes=args.checkpoint_minutes,
         dev_questions=args.dev_questions,
         seed=args.seed,
@@ -211,9 +213,18 @@ def cmd_mine_press(args: argparse.Namespace) -> int:
 
 
 def cmd_train_open_reader(args: argparse.Namespace) -> int:
-    from qa.training.shared_norm import SharedNormConfig, train
+    from qa.training.shared_norm import train
 
-    cfg = SharedNormConfig(
+    meta = train(open_reader_config(args), resume=args.resume)
+    print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
+    return 0
+
+
+def open_reader_config(args: argparse.Namespace) -> SharedNormConfig:
+    """The run ``train-open-reader``'s options ask for (validated by the config)."""
+    from qa.training.shared_norm import SharedNormConfig
+
+    return SharedNormConfig(
         train=args.data,
         negatives=args.negatives,
         out=args.out,
@@ -225,6 +236,7 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         lr=args.lr,
         target_windows=args.target_windows,
         max_minutes=args.max_minutes,
+        decay_by_time=args.decay_by_time,
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
         threads=args.threads,
@@ -238,9 +250,6 @@ def cmd_train_open_reader(args: argparse.Namespace) -> int:
         press_every=args.press_every,
         freeze_word_embeddings=args.freeze_word_embeddings,
     )
-    meta = train(cfg, resume=args.resume)
-    print(json.dumps({k: meta[k] for k in ("state", "seconds", "history", "done")}, indent=2))
-    return 0
 
 
 def _layers(value: str | None) -> tuple[int, ...] | None:

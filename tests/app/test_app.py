@@ -553,3 +553,15 @@ def test_a_calibrations_command_keeps_its_settings_and_drops_this_machines_paths
     assert {k: again[k] for k in ("limit", "precision", "features")} == {
         k: args[k] for k in ("limit", "precision", "features")
     }
+
+
+def test_train_open_reader_options_reach_the_runs_config() -> None:
+    from app.cli import build_parser, open_reader_config
+
+    argv = "train-open-reader --max-minutes 6.5 --decay-by-time --press-answer any --press-every 2"
+    cfg = open_reader_config(build_parser().parse_args(argv.split()))
+    assert (cfg.max_minutes, cfg.decay_by_time, cfg.press_answer, cfg.press_every) == (6.5, True, "any", 2)
+    plain = open_reader_config(build_parser().parse_args(["train-open-reader"]))
+    assert (plain.decay_by_time, plain.press_answer) == (False, "first")
+    with pytest.raises(ValueError, match="needs max_minutes"):
+        open_reader_config(build_parser().parse_args(["train-open-reader", "--decay-by-time"]))
