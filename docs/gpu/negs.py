@@ -3,6 +3,7 @@ Given the SQuAD train file (both ends have it), a passage that is a span of its 
 ``qa.evaluation.data.load_squad`` joins it, travels as [article, start, end] instead of its text.
 usage: negs.py pack MINED OUT [SQUAD] | negs.py unpack IN OUT"""
 
+import bisect
 import json
 import lzma
 import sys
@@ -26,8 +27,6 @@ if sys.argv[1] == "pack":
     for t in texts:
         starts.append(starts[-1] + len(t) + 1)
     passages: list[str | list[int]] = []
-    import bisect
-
     for p in table:
         at = whole.find(p) if texts else -1
         if at < 0:
