@@ -16,7 +16,7 @@ $PY -m app.cli mine-negatives --data $TRAIN --questions 87599 --seed 50
 [ -f .gpu/dev.json.xz ] || xz -9e -c ../shared/evals/squad-v1.1-dev-shared.json > .gpu/dev.json.xz
 xz -9 -c "$PRESS" > .gpu/press-negatives.jsonl.xz
 $PY docs/gpu/negs.py pack checkpoints/negatives.jsonl .gpu/negatives.json.xz $TRAIN
-cp docs/gpu/negs.py docs/gpu/pack.py docs/gpu/run.sh docs/gpu/run-parallel.sh .gpu/
+cp docs/gpu/negs.py docs/gpu/pack.py docs/gpu/setup.sh docs/gpu/run.sh docs/gpu/run-parallel.sh .gpu/
 # what a call carries: the tracked tree, untracked files git does not ignore, and .gpu/ (64 MiB)
 total=$( (git ls-files -z; git ls-files -z --others --exclude-standard; find .gpu -type f -print0) \
   | xargs -0 du -cb | awk '/total$/ {s += $1} END {print s}')

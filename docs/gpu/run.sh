@@ -7,15 +7,7 @@
 set -x
 OUTDIR=$1; TS=$2; SS=$3; TARGET=$4
 PY=${PY:-python3}
-mkdir -p /tmp/stub /tmp/data $OUTDIR
-echo "def __getattr__(name): return lambda *a, **k: None" > /tmp/stub/faiss.py  # imported by the library, unused here
-export PYTHONPATH=$PWD:/tmp/stub PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-nvidia-smi -L; nproc; $PY -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.is_available())"
-$PY -c "import lzma; open('/tmp/data/press-negatives.jsonl','wb').write(lzma.open('.gpu/press-negatives.jsonl.xz').read())"
-xz -dc .gpu/squad-train.json.xz > /tmp/data/squad-train.json; xz -dc .gpu/dev.json.xz > /tmp/data/dev.json
-$PY .gpu/negs.py unpack .gpu/negatives.json.xz /tmp/data/negatives.jsonl /tmp/data/squad-train.json
-wc -l /tmp/data/*
-rm -rf /tmp/teacher /tmp/student
+. .gpu/setup.sh  # the environment, the data unpacked into /tmp/data
 COMMON="--data /tmp/data/squad-train.json --dev /tmp/data/dev.json --negatives /tmp/data/negatives.jsonl
   --press evals/datasets/press-train.jsonl --press-negatives /tmp/data/press-negatives.jsonl
   --groups-per-batch ${GPB:-16} --press-every ${PRESS_EVERY:-24} --checkpoint-minutes 2 --precision bf16"
