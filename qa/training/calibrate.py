@@ -214,13 +214,11 @@ def load_questions(path: str | os.PathLike[str]) -> list[Question]:
             f"{path}: candidates collected with {d['x'].shape[-1]} features, this version computes "
             f"{len(CALIBRATION_FEATURES)}; delete the file to collect them again"
         )
+    # each d[key] reads and decompresses the whole array again: read each once, then slice views
+    x, right, prior = d["x"], d["right"], d["prior"]
     out, lo = [], 0
     for src, ans, n in zip(d["source"].tolist(), d["answerable"].tolist(), d["sizes"].tolist(), strict=True):
-        out.append(
-            Question(
-                str(src), bool(ans), d["x"][lo : lo + n], d["right"][lo : lo + n], d["prior"][lo : lo + n]
-            )
-        )
+        out.append(Question(str(src), bool(ans), x[lo : lo + n], right[lo : lo + n], prior[lo : lo + n]))
         lo += n
     return out
 
