@@ -402,11 +402,16 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
         features = tuple(f.strip() for f in args.features.split(",") if f.strip())
     else:  # refit the shipped recipe
         features = Calibration.load(shipped).features if shipped.is_file() else RECIPE
+    if args.select_features is not None:
+        select = tuple(f.strip() for f in args.select_features.split(",") if f.strip())
+    else:  # the shipped choice
+        select = Calibration.load(shipped).select_features if shipped.is_file() else ()
     result = calibrate(
         [(press, "press"), (squad, "squad")],
         args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,
         SentenceTransformerEmbedder(),
         features=features,
+        select_features=select,
         passages=args.passages,
         precision=args.precision,
         progress=True,
@@ -741,6 +746,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated calibration features (default: the shipped calibration's, or after "
         "export-reader qa.answer.neural.RECIPE)",
+    )
+    p.add_argument(
+        "--select-features",
+        default=None,
+        help="comma-separated features of a model that picks each question's answer among its "
+        "candidates ('': the most probable; default: the shipped calibration's)",
     )
     p.set_defaults(func=cmd_calibrate_reader)
 

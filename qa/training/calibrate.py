@@ -27,6 +27,9 @@ them at the 10% rule while SQuAD's answerable questions were declined 23%). Abov
 an answer is given; below the ``confident`` level (from where press-tune answers scored alike
 are right at least ``confident_precision`` of the time: ``confident_level``) it is marked low
 confidence and comes with the next best spans.
+Which candidate is the answer can be chosen by a second model (``fit_select``, a conditional
+logit over the question's candidates, ``--select-features``): the probability then stays the
+per-candidate fit's, for the candidate the selection picks.
 The eval reports other questions: press-dev, SQuAD v2.0 half 1.
 """
 
@@ -36,9 +39,9 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -143,6 +146,37 @@ def fit(
     return tuple(float(v) for v in lr.coef_[0]), float(lr.intercept_[0])
 
 
+def fit_select(questions: Sequence[Question], features: Sequence[str], l2: float = 0.01) -> tuple[float, ...]:
+    """Weights over ``features`` of a conditional logit (a softmax over each question's
+    candidates) that puts its mass on the right ones: fitted on the choice the answerer makes,
+    where the per-candidate logistic of ``fit`` is fitted on every candidate alike. Questions
+    whose candidates are all right or all wrong say nothing about the choice and are left out.
+    Features are standardised for the L2 penalty; the weights returned apply to raw features."""
+    from scipy.optimize import minimize
+
+    cols = [CALIBRATION_FEATURES.index(f) for f in features]
+    qs = [q for q in questions if q.right.any() and not q.right.all()]
+    if not qs:
+        raise ValueError("no question has both a right and a wrong candidate to fit the selection on")
+    every = np.concatenate([q.x[:, cols] for q in qs])
+    mu, sd = every.mean(axis=0), every.std(axis=0) + 1e-9
+    xs = [(q.x[:, cols] - mu) / sd for q in qs]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for x, q in zip(xs, qs, strict=True):
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            right = float(p[q.right].sum())
+            total -= math.log(right + 1e-12)
+            grad -= (p[q.right] @ x[q.right]) / (right + 1e-12) - p @ x
+        return total / len(xs) + l2 * float(w @ w), grad / len(xs) + 2 * l2 * w
+
+    w = minimize(loss, np.zeros(len(cols)), jac=True, method="L-BFGS-B").x
+    return tuple(float(v) for v in w / sd)
+
+
 def fold_platt(questions: Sequence[Question], cal: Calibration) -> Calibration:
     """Rescale the logit so the probability of the answer each press question would get matches how
     often it is right (Platt scaling, folded into the weights: ``z' = a z + c``). Fitted on the
@@ -162,9 +196,7 @@ def fold_platt(questions: Sequence[Question], cal: Calibration) -> Calibration:
         return cal
     lr = LogisticRegression(C=100.0).fit(np.asarray(zs)[:, None], np.asarray(ys))
     a, c = float(lr.coef_[0][0]), float(lr.intercept_[0])
-    return Calibration(
-        tuple(a * w for w in cal.weights), a * cal.bias + c, cal.threshold, cal.features, cal.passages
-    )
+    return replace(cal, weights=tuple(a * w for w in cal.weights), bias=a * cal.bias + c)
 
 
 def _logit(p: float) -> float:
@@ -355,6 +387,7 @@ def calibrate(
     passages: int = 3,
     precision: Precision = "fp32",
     features: Sequence[str] = CALIBRATION_FEATURES,
+    select_features: Sequence[str] = (),
     progress: bool = False,
     collected: str | os.PathLike[str] | None = None,
     max_declined: float = 0.10,
@@ -385,9 +418,13 @@ def calibrate(
     if collected is not None and not Path(collected).is_file():
         save_questions(questions, collected)
 
-    def fitted(names: Sequence[str]) -> tuple[Calibration, Decision]:
+    select = fit_select(questions, select_features) if select_features else ()
+    chooser: dict[str, Any] = {"select_features": tuple(select_features), "select": select}
+
+    def fitted(names: Sequence[str], choose: bool = True) -> tuple[Calibration, Decision]:
         w, b = fit(questions, names)
-        cal = fold_platt(questions, Calibration(w, b, 0.5, tuple(names), passages))
+        cal = Calibration(w, b, 0.5, tuple(names), passages, **(chooser if choose else {}))
+        cal = fold_platt(questions, cal)
         return cal, decide(
             questions,
             cal,
@@ -399,12 +436,12 @@ def calibrate(
 
     cal, decision = fitted(features)
     ablation = tuple((f"without {f}", fitted([g for g in features if g != f])[1]) for f in features)
-    final = Calibration(
-        cal.weights, cal.bias, decision.threshold, cal.features, passages, decision.confident, precision
-    )
+    if select:
+        ablation += (("without the selection model", fitted(features, choose=False)[1]),)
+    final = replace(cal, threshold=decision.threshold, confident=decision.confident, precision=precision)
     n = sum(len(q.x) for q in questions)
     w, b = fit(questions, features)
-    honest = held_out_ece(questions, Calibration(w, b, 0.5, tuple(features), passages))
+    honest = held_out_ece(questions, Calibration(w, b, 0.5, tuple(features), passages, **chooser))
     logger.info("calibration: %s (held-out ECE %.3f)", decision, honest)
     rule = (
         f"decline only below the highest threshold that declines <= {max_declined:.0%} of answerable "

@@ -543,16 +543,20 @@ def test_the_library_pages_and_filters_by_category() -> None:
 def test_a_calibrations_command_keeps_its_settings_and_drops_this_machines_paths() -> None:
     from app.cli import CALIBRATION_PLACES, build_parser, settings_command
 
-    argv = "calibrate-reader --archive /data/wh --collected /tmp/c.npz --precision int8 --limit 400"
+    argv = (
+        "calibrate-reader --archive /data/wh --collected /tmp/c.npz --precision int8 --limit 400 "
+        "--select-features margin,retrieval"
+    )
     args = vars(build_parser().parse_args(argv.split()))
     defaults = vars(build_parser().parse_args(["calibrate-reader"]))
     command = settings_command("release-qa calibrate-reader", args, defaults, CALIBRATION_PLACES)
-    assert command == "release-qa calibrate-reader --limit 400 --precision int8"
+    assert command == (
+        "release-qa calibrate-reader --limit 400 --precision int8 --select-features margin,retrieval"
+    )
     # what it records parses back to the same settings
     again = vars(build_parser().parse_args(command.split()[1:]))
-    assert {k: again[k] for k in ("limit", "precision", "features")} == {
-        k: args[k] for k in ("limit", "precision", "features")
-    }
+    keys = ("limit", "precision", "features", "select_features")
+    assert {k: again[k] for k in keys} == {k: args[k] for k in keys}
 
 
 def test_train_open_reader_options_reach_the_runs_config() -> None:

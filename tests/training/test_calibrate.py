@@ -180,3 +180,57 @@ def test_the_confident_level_is_where_answers_scored_alike_are_mostly_right() ->
     assert confident_level([(p, True) for p, _ in answers], 0.8, 20) == 0.3
     assert confident_level([(p, False) for p, _ in answers], 0.8, 20) == 1.0
     assert confident_level([], 0.8, 20) == 1.0
+
+
+def _offset_questions(n: int, seed: int) -> list[Question]:
+    """Three candidates each, the right one the highest ``retrieval`` of its question, every
+    question's retrieval shifted by its own large offset: only the comparison within a question
+    tells which is right, which a per-candidate fit cannot learn and a selection model can."""
+    rng = np.random.default_rng(seed)
+    m, r = CALIBRATION_FEATURES.index("margin"), CALIBRATION_FEATURES.index("retrieval")
+    out = []
+    for _ in range(n):
+        x = np.zeros((3, F))
+        x[:, m] = rng.normal(0.0, 1.0, 3)  # noise
+        x[:, r] = rng.normal(0.0, 10.0) + np.array([1.0, 0.0, -1.0]) + rng.normal(0.0, 0.2, 3)
+        order = rng.permutation(3)
+        right = np.array([True, False, False])
+        out.append(Question("press", True, x[order], right[order], np.ones(3)))
+    return out
+
+
+def test_a_selection_model_picks_what_a_per_candidate_fit_cannot() -> None:
+    from qa.training.calibrate import fit_select
+
+    train, test = _offset_questions(300, 0), _offset_questions(300, 1)
+    feats = ("margin", "retrieval")
+    w, b = fit(train, feats)
+    select = fit_select(train, feats)
+    assert select[1] > 0 and abs(select[1]) > 5 * abs(select[0])
+    plain = Calibration(w, b, 0.5, feats)
+    chosen = Calibration(w, b, 0.5, feats, select_features=feats, select=select)
+    right_plain = np.mean([best_of(q, plain)[1] for q in test])
+    right_chosen = np.mean([best_of(q, chosen)[1] for q in test])
+    assert right_chosen > 0.9 and right_plain < 0.6
+    for q in test[:20]:
+        p, k = chosen.proba(q.x), int(np.argmax(q.x[:, CALIBRATION_FEATURES.index("retrieval")]))
+        # the pick keeps its own probability; the others fall below it
+        assert int(np.argmax(p)) == k and p[k] == pytest.approx(plain.proba(q.x[k : k + 1])[0])
+    with pytest.raises(ValueError, match="no question has both"):
+        fit_select([_question("press", 1.0, False)] * 3, feats)  # none right
+
+
+def test_a_selection_model_is_saved_and_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cal = Calibration(
+        (1.0,), 0.0, 0.4, ("margin",), select_features=("margin", "retrieval"), select=(0.5, 2.0)
+    )
+    cal.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == cal
+    plain = Calibration((1.0,), 0.0, 0.4, ("margin",))
+    plain.save(tmp_path / "plain.json")
+    assert Calibration.load(tmp_path / "plain.json").select == ()
+    assert cal.uses("retrieval") and not plain.uses("retrieval")
+    with pytest.raises(ValueError, match="1 select weights for 2 features"):
+        Calibration((1.0,), 0.0, 0.4, ("margin",), select_features=("margin", "retrieval"), select=(0.5,))
+    with pytest.raises(ValueError, match="unknown calibration features"):
+        Calibration((1.0,), 0.0, 0.4, ("margin",), select_features=("nope",), select=(0.5,))
