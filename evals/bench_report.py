@@ -117,7 +117,7 @@ def queries(r: dict[str, Any]) -> list[str]:
         ]
         what = {
             "ours": "`Assistant.ask`: encode, hybrid BM25 + dense search, feature answerer",
-            "ours-neural": "`Assistant.ask` with the neural reader (top 3 passages)",
+            "ours-neural": "`Assistant.ask` with the neural reader (the top passages its calibration names)",
             "ours-neural-fp32": "the same, the reader's float ONNX model",
             "ours-neural-int8": "the same, the reader quantized to int8",
             "ours-neural-beside": "the same, the reader in `--beside` (e.g. the teacher), its calibration",
