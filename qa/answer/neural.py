@@ -54,6 +54,7 @@ CALIBRATION_FEATURES = (
     "release_share",
     "sentence_prior",
     "retrieval",
+    "retrieval_top",
 )
 """``margin``: span score minus the window's no-answer score; ``log_prob``: log of the span's share
 of every span's probability over the passages read; ``sentence_logit``: the feature answerer's
@@ -68,7 +69,9 @@ probability that falls in the span's release (answers a release gives twice are 
 ``sentence_prior``: the log-odds, from its surface alone, that the span's sentence is one users ask
 about (``qa.answer.prior``: captions, boilerplate and contact lines score low; 0 when no prior is
 installed); ``retrieval``: the passage's retrieval score (with the reranker, the probability that
-the passage holds the answer; ``qa.retrieval.rerank``)."""
+the passage holds the answer; ``qa.retrieval.rerank``); ``retrieval_top``: that score over the
+top passage's (1 for the top one): scale-free, so it reads alike whatever scored the passages
+(the reranker's probabilities, BM25's raw scores under ``mode="bm25"``, cosines, fused ranks)."""
 
 _RELEASE_SHARE = CALIBRATION_FEATURES.index("release_share")
 _PRIOR = CALIBRATION_FEATURES.index("sentence_prior")
@@ -97,9 +100,9 @@ class Calibration:
     select: tuple[float, ...] = ()
     """Weights over ``select_features`` of a conditional logit that picks the question's answer
     among its candidates (``qa.training.calibrate.fit_select``); empty: the most probable one.
-    Fitted on the choice itself, it uses the reranker's view of the passage (``retrieval``) that
-    a per-candidate fit cannot (2026-12-05, cross-validated on the tuning sets: right answers
-    +0.9 points on SQuAD, +0.4 on press)."""
+    Fitted on the choice itself, it uses the reranker's view of the passage (``retrieval_top``)
+    that a per-candidate fit cannot (2026-12-05, cross-validated on the tuning sets: right
+    answers +0.9 points on SQuAD, +0.4 on press)."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -270,6 +273,8 @@ class NeuralAnswerer:
         )
         asked = content_words(reading)
         titled = [len(asked & content_words(h.release.title)) / max(1, len(asked)) for h in top]
+        best_hit = max(h.score for h in top)
+        to_top = [h.score / best_hit if best_hit > 0 else 1.0 for h in top]
         found: dict[tuple[str, int], _Reading] = {}
         for rank, (h, spans) in enumerate(zip(top, per_text, strict=True)):
             sents = h.passage.sentences
@@ -297,6 +302,7 @@ class NeuralAnswerer:
                     sp.prob,  # summed over the release below
                     0.0,  # the sentence prior, below
                     h.score,
+                    to_top[rank],
                 ]
                 found[key] = _Reading(h, rank, s, a, b, sp, f)
         rows = list(found.values())

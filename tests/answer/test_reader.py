@@ -5,6 +5,7 @@ The shipped model itself is exercised in test_model.py (end to end) and here whe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -68,15 +69,15 @@ def test_settings_and_calibration_validate() -> None:
 
 def test_calibration_round_trips(tmp_path: Path) -> None:
     c = Calibration(
-        (0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5, 0.3, 0.8), -1.0, 0.4, precision="int8"
+        (0.5, 1.0, 0.2, -0.3, 0.1, 0.5, -0.7, 0.2, 1.0, 0.5, 0.5, 0.3, 0.8, 0.4), -1.0, 0.4, precision="int8"
     )
     c.save(tmp_path / "c.json", note="test")
     back = Calibration.load(tmp_path / "c.json")
     assert back == c
     x = np.array(
         [
-            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9, -1.0, 0.9],
-            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1, -5.0, 0.1],
+            [2.0, -0.1, 1.0, 0.0, 0.0, 1.0, 0.1, 1.0, 0.6, 0.5, 0.9, -1.0, 0.9, 1.0],
+            [-3.0, -4.0, -2.0, 2.0, -5.0, 0.0, 0.9, 1.0, 0.1, 0.0, 0.1, -5.0, 0.1, 0.2],
         ]
     )
     p = back.proba(x)
@@ -295,6 +296,15 @@ def test_retrieval_and_release_features_of_each_candidate() -> None:
         assert c.features[col["dense"]] == pytest.approx(float(pv @ vec), abs=1e-5)
     titled = {c.release.title: c.features[col["title_overlap"]] for c in cands}
     assert titled["Ministers meet in Geneva"] > titled["Other news"] == 0.0
+    # retrieval_top reads alike whatever scored the passages (BM25's raw scores, say, at any scale)
+    top, raw = CALIBRATION_FEATURES.index("retrieval_top"), CALIBRATION_FEATURES.index("retrieval")
+    lexical = Assistant(index, emb, reader="features").search(q, mode="bm25")
+    read = lexical[: ans.passages]
+    scaled = [replace(h, score=40.0 * h.score) for h in lexical]
+    for c, d in zip(ans.candidates(q, vec, lexical), ans.candidates(q, vec, scaled), strict=True):
+        assert c.features[top] == pytest.approx(c.hit.score / max(h.score for h in read))
+        assert 0.0 < c.features[top] <= 1.0 and d.features[top] == pytest.approx(c.features[top])
+        assert d.features[raw] == pytest.approx(40.0 * c.features[raw])
 
 
 def test_a_span_read_as_given_is_answered_with_every_feature() -> None:
