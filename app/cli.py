@@ -384,6 +384,29 @@ def settings_command(prog: str, args: dict[str, Any], defaults: dict[str, Any], 
     return " ".join([prog, *flags])
 
 
+def calibration_recipe(args: argparse.Namespace, shipped: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The features and selection features to fit, with ``args.passages`` and
+    ``args.select_features`` filled in so the recorded command says them. Unset: the shipped
+    calibration's, or after export-reader (which drops it) the project's recipe."""
+    from qa.answer.neural import READ_PASSAGES, RECIPE, SELECT_RECIPE, Calibration
+
+    before = Calibration.load(shipped) if shipped.is_file() else None
+    if args.features is not None:
+        features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+    else:
+        features = before.features if before is not None else RECIPE
+    if args.select_features is not None:
+        select = tuple(f.strip() for f in args.select_features.split(",") if f.strip())
+    else:
+        select = before.select_features if before is not None else SELECT_RECIPE
+        args.select_features = ",".join(select)
+    if args.passages is None:
+        args.passages = before.passages if before is not None else READ_PASSAGES
+    if args.passages < 1:
+        raise SystemExit(f"release-qa: --passages must be >= 1, got {args.passages!r}")
+    return features, select
+
+
 def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     from app.eval_cli import DEFAULT_CACHE
     from qa.embedding import SentenceTransformerEmbedder
@@ -394,18 +417,10 @@ def cmd_calibrate_reader(args: argparse.Namespace) -> int:
     archive = Path(args.archive)
     press = load_jsonl(args.press, [archive / name for name in sorted(press_files)], "press-tune")
     squad = sample(article_half(load_squad(args.squad), TUNING_HALF), args.limit)
-    from qa.answer.neural import RECIPE, Calibration
     from qa.answer.span_reader import READER_PATH
 
     shipped = READER_PATH / "calibration.json"
-    if args.features is not None:
-        features = tuple(f.strip() for f in args.features.split(",") if f.strip())
-    else:  # refit the shipped recipe
-        features = Calibration.load(shipped).features if shipped.is_file() else RECIPE
-    if args.select_features is not None:
-        select = tuple(f.strip() for f in args.select_features.split(",") if f.strip())
-    else:  # the shipped choice
-        select = Calibration.load(shipped).select_features if shipped.is_file() else ()
+    features, select = calibration_recipe(args, shipped)
     result = calibrate(
         [(press, "press"), (squad, "squad")],
         args.cache or os.environ.get("RELEASE_QA_EVAL_CACHE") or DEFAULT_CACHE,
@@ -703,7 +718,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--squad", default="../shared/evals/squad-v2.0-dev-shared.json")
     p.add_argument("--cache", default=None, help="eval index cache (default: the eval's)")
     p.add_argument("--limit", type=int, default=800, help="a seeded sample of SQuAD's tuning half")
-    p.add_argument("--passages", type=int, default=3)
+    p.add_argument(
+        "--passages",
+        type=int,
+        default=None,
+        help="how many top passages the reader reads (default: the shipped calibration's, or after "
+        "export-reader qa.answer.neural.READ_PASSAGES)",
+    )
     p.add_argument(
         "--precision",
         choices=["fp32", "int8"],
@@ -751,7 +772,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--select-features",
         default=None,
         help="comma-separated features of a model that picks each question's answer among its "
-        "candidates ('': the most probable; default: the shipped calibration's)",
+        "candidates ('': the most probable; default: the shipped calibration's, or after "
+        "export-reader qa.answer.neural.SELECT_RECIPE)",
     )
     p.set_defaults(func=cmd_calibrate_reader)
 

@@ -82,6 +82,13 @@ RECIPE = ("margin", "log_prob", "passage_rank", "gap", "passage_best", "position
 questions declined and costs a call to the feature answerer per question; ``dense``,
 ``title_overlap`` and ``release_share`` add little on press-tune)."""
 
+SELECT_RECIPE = (*RECIPE, "retrieval_top")
+"""The selection model's features unless asked otherwise (2026-12-05, session 22: with
+``READ_PASSAGES`` passages, SQuAD's tuning half +1.5, press-tune +0.8 as users see it)."""
+
+READ_PASSAGES = 4
+"""How many passages a calibration is fitted to read unless asked otherwise (session 22)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Calibration:

@@ -559,6 +559,32 @@ def test_a_calibrations_command_keeps_its_settings_and_drops_this_machines_paths
     assert {k: again[k] for k in keys} == {k: args[k] for k in keys}
 
 
+def test_a_recalibration_keeps_the_shipped_recipe_or_the_projects(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After export-reader (no calibration beside the reader) a bare calibrate-reader fits the
+    project's recipe, 4 passages and the selection model, not 3 passages and none; otherwise the
+    shipped calibration's; flags win; what it fits is what the recorded command says."""
+    import argparse
+
+    from app.cli import build_parser, calibration_recipe
+    from qa.answer.neural import READ_PASSAGES, RECIPE, SELECT_RECIPE, Calibration
+
+    def parsed(extra: str = "") -> argparse.Namespace:
+        return build_parser().parse_args(["calibrate-reader", *extra.split()])
+
+    args = parsed()
+    assert calibration_recipe(args, tmp_path / "none.json") == (RECIPE, SELECT_RECIPE)
+    assert args.passages == READ_PASSAGES == 4 and args.select_features == ",".join(SELECT_RECIPE)
+    Calibration((1.0,), 0.0, 0.3, ("margin",), passages=3).save(tmp_path / "c.json")
+    args = parsed()
+    assert calibration_recipe(args, tmp_path / "c.json") == (("margin",), ())
+    assert args.passages == 3 and args.select_features == ""
+    args = parsed("--passages 5 --select-features margin,retrieval_top --features margin,gap")
+    assert calibration_recipe(args, tmp_path / "c.json") == (("margin", "gap"), ("margin", "retrieval_top"))
+    assert args.passages == 5
+    with pytest.raises(SystemExit, match="--passages must be >= 1, got 0"):
+        calibration_recipe(parsed("--passages 0"), tmp_path / "c.json")
+
+
 def test_train_open_reader_options_reach_the_runs_config() -> None:
     from app.cli import build_parser, open_reader_config
 
