@@ -388,15 +388,16 @@ def calibration_recipe(args: argparse.Namespace, shipped: Path) -> tuple[tuple[s
     """The features and selection features to fit, with ``args.passages`` and
     ``args.select_features`` filled in so the recorded command says them. Unset: the shipped
     calibration's, or after export-reader (which drops it) the project's recipe."""
+    from app.eval_cli import comma_list
     from qa.answer.neural import READ_PASSAGES, RECIPE, SELECT_RECIPE, Calibration
 
     before = Calibration.load(shipped) if shipped.is_file() else None
     if args.features is not None:
-        features = tuple(f.strip() for f in args.features.split(",") if f.strip())
+        features = comma_list(args.features)
     else:
         features = before.features if before is not None else RECIPE
     if args.select_features is not None:
-        select = tuple(f.strip() for f in args.select_features.split(",") if f.strip())
+        select = comma_list(args.select_features)
     else:
         select = before.select_features if before is not None else SELECT_RECIPE
         args.select_features = ",".join(select)

@@ -13,6 +13,11 @@ DEFAULT_CACHE = "evals/cache"
 """Where eval indexes are cached (relative to where the command runs); $RELEASE_QA_EVAL_CACHE moves it."""
 
 
+def comma_list(value: str) -> tuple[str, ...]:
+    """The names of a comma-separated option, blanks dropped ("" gives none)."""
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
 def _repository() -> Any:
     """The checkout's ``evals.suite`` (the standard suite and the peer cairn-pipeline), or None when
     release-qa runs from an installed package without its repository."""
@@ -121,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     else:
         raise ValueError("say what to run: --dataset PATH or --suite standard (or: eval compare A B)")
-    systems = None if args.systems is None else tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    systems = None if args.systems is None else comma_list(args.systems)
     report, md = run(
         specs,
         args.out,
