@@ -280,6 +280,25 @@ reader's int8 window runs 0.78x the time and the int8 encoder's batch 0.85x (fp3
 same float results (within 1e-5)."""
 
 
+def onnx_session(model: Path, threads: int | None = None, *, optimized_to: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session as this project runs one: every graph optimisation but
+    ``SLOW_FUSIONS``, idle threads sleeping instead of spinning (the cores are shared), ``threads``
+    intra-op threads (None: ONNX Runtime's default). ``optimized_to``: also write the graph as
+    optimised at load there (to see what runs)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        opts.intra_op_num_threads = threads
+    if optimized_to is not None:
+        opts.optimized_model_filepath = str(optimized_to)
+    return ort.InferenceSession(
+        str(model), opts, providers=["CPUExecutionProvider"], disabled_optimizers=list(SLOW_FUSIONS)
+    )
+
+
 def onnx_cache_dir() -> Path:
     """Where exported models live: ``$RELEASE_QA_CACHE`` or ``~/.cache/release-qa``."""
     root = os.environ.get("RELEASE_QA_CACHE")
@@ -433,20 +452,7 @@ class OnnxEmbedder:
     @property
     def session(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # shared cores: idle threads sleep instead of spinning
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            if self.threads:
-                opts.intra_op_num_threads = self.threads
-            self._session = ort.InferenceSession(
-                str(self.onnx_path()),
-                opts,
-                providers=["CPUExecutionProvider"],
-                disabled_optimizers=list(SLOW_FUSIONS),
-            )
+            self._session = onnx_session(self.onnx_path(), self.threads)
             out = self._session.get_outputs()[0].shape[-1]
             if out != self.dimension:
                 raise RuntimeError(f"ONNX model has dimension {out}, expected {self.dimension}")

@@ -203,22 +203,11 @@ class SpanReader:
     def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                import onnxruntime as ort
                 from transformers import AutoTokenizer
 
-                from qa.embedding import SLOW_FUSIONS
+                from qa.embedding import onnx_session
 
-                model = self.model_file()
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-                # shared cores: idle threads sleep instead of spinning
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                self._session = ort.InferenceSession(
-                    str(model),
-                    opts,
-                    providers=["CPUExecutionProvider"],
-                    disabled_optimizers=list(SLOW_FUSIONS),
-                )
+                self._session = onnx_session(self.model_file(), min(2, os.cpu_count() or 1))
                 self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         return self._session, self._tokenizer
 

@@ -26,6 +26,7 @@ from qa.answer.span_reader import (
     spans_in_window,
 )
 from qa.assistant import resolve_reader
+from qa.embedding import onnx_session
 from qa.evaluation.data import EvalItem, EvalSet, article_half
 from qa.index import vector_id
 
@@ -195,6 +196,14 @@ def test_the_onnx_export_fuses_attention_and_reads_like_torch(tmp_path: Path) ->
     out = export_reader_onnx(READER_PATH, tmp_path / "reader.onnx")
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"Attention", "LayerNormalization"} <= ops and "SkipLayerNormalization" not in ops, ops
+    # ONNX Runtime would fuse them again at load (its slow kernel); the project's sessions do not
+    onnx_session(out, 1, optimized_to=tmp_path / "loaded.onnx")
+    loaded = {n.op_type for n in onnx.load(str(tmp_path / "loaded.onnx")).graph.node}
+    assert "LayerNormalization" in loaded and "SkipLayerNormalization" not in loaded, loaded
+    plain = ort.SessionOptions()
+    plain.optimized_model_filepath = str(tmp_path / "plain.onnx")
+    ort.InferenceSession(str(out), plain, providers=["CPUExecutionProvider"])
+    assert "SkipLayerNormalization" in {n.op_type for n in onnx.load(str(tmp_path / "plain.onnx")).graph.node}
     tok = AutoTokenizer.from_pretrained(READER_PATH)
     enc = tok(["Who chaired it?"] * 2, [TEXT, "Nothing."], padding=True, return_tensors="np")
     feed = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
