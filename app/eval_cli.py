@@ -144,6 +144,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pct(x: float | None) -> str:
+    return "    –" if x is None else f"{100 * x:5.1f}"
+
+
 def _summary(report: object) -> str:
     from qa.evaluation.report import SuiteReport
 
@@ -168,11 +172,11 @@ def _summary(report: object) -> str:
             u = s.as_users_see
             if u is not None:
                 parts.append(
-                    f"| as users see it: F1 {100 * u.f1:5.1f}  quote {100 * u.quote_holds_gold:5.1f}  "
-                    f"release {100 * u.right_release:5.1f}  declined {100 * u.answerable_declined:5.1f}"
+                    f"| as users see it: F1 {_pct(u.f1)}  quote {_pct(u.quote_holds_gold)}  "
+                    f"release {_pct(u.right_release)}  declined {_pct(u.answerable_declined)}"
                 )
                 if u.unanswerable_declined is not None:
-                    parts.append(f"unans declined {100 * u.unanswerable_declined:5.1f}")
+                    parts.append(f"unans declined {_pct(u.unanswerable_declined)}")
             if ab is not None:
                 parts.append(f"F1@own {100 * ab.own.f1:5.1f}")
                 if ab.own.no_ans_accuracy is not None:

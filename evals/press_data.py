@@ -3,7 +3,7 @@
     python -m evals.press_data select [--rounds N]  # the seeded release lists (committed)
     python -m evals.press_data show FILE.md      # a release as the library reads it, numbered lines
     python -m evals.press_data check [FILE ...]  # validate rows against what the library reads
-    python -m evals.press_data split PART ...    # the written parts -> press-train.jsonl / press-tune.jsonl
+    python -m evals.press_data split PART ...    # parts -> press-train, press-tune, press-unanswerable
 
 Rows (JSONL), one question each:
 
@@ -42,6 +42,12 @@ TUNE_SHARE = 0.27
 TRAIN_ONLY_FROM = 19
 """Parts from this one on (round 4) go to press-train whole: press-tune (1,386 questions) stays
 as it was, so every tuning run before and after is judged on the same questions and corpus."""
+HELD_OUT_FROM = 37
+"""Parts from this one on (round 7, 2026-12-06) go to ``press-unanswerable.jsonl``: unanswerable
+questions written on press-tune's own releases, never fitted on, so the eval can say how often the
+shipped default declines unanswerable questions it has not seen (press-tune's are the ones its
+threshold was set on)."""
+HELD_OUT = "press-unanswerable.jsonl"
 PARTS_N = 6
 """Release lists a round of writing has (one writer each)."""
 PER_PART = 75
@@ -155,7 +161,8 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def dataset_files() -> list[Path]:
-    return [DATASETS / "press-train.jsonl", DATASETS / "press-tune.jsonl"]
+    """press-train, press-tune and the held-out unanswerable questions, in that order."""
+    return [DATASETS / "press-train.jsonl", DATASETS / "press-tune.jsonl", DATASETS / HELD_OUT]
 
 
 def check(paths: list[Path]) -> int:
@@ -202,12 +209,19 @@ def goes_to_tune(row_id: str, root_near_name: str) -> bool:
     return part_of(row_id) < TRAIN_ONLY_FROM and in_tune(root_near_name)
 
 
+def held_out(row_id: str) -> bool:
+    """Whether a row belongs to the held-out unanswerable questions (round 7 on)."""
+    return part_of(row_id) >= HELD_OUT_FROM
+
+
 def split(parts: list[Path]) -> None:
     rows = [r for p in parts for r in read_rows(p)]
     roots = root_near(rows)
+    out = [r for r in rows if held_out(r["id"])]
+    rows = [r for r in rows if not held_out(r["id"])]
     train = [r for r in rows if not goes_to_tune(r["id"], roots[r["id"]])]
     tune = [r for r in rows if goes_to_tune(r["id"], roots[r["id"]])]
-    for name, part in (("press-train.jsonl", train), ("press-tune.jsonl", tune)):
+    for name, part in (("press-train.jsonl", train), ("press-tune.jsonl", tune), (HELD_OUT, out)):
         (DATASETS / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part))
         n_rel = len({r["near"] for r in part})
         kinds = Counter(r["type"] for r in part)

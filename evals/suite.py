@@ -27,10 +27,23 @@ def distractors(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[
     return tuple(sh / "corpus" / "wh-briefings" / n for n in names)
 
 
+def tuning_corpus(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[Path, ...]:
+    """The releases press-tune is asked over: its own and the 977 of ``press-tune-distractors.txt``
+    (what ``release-qa calibrate-reader`` indexes)."""
+    from evals.press_data import read_rows
+
+    sh = shared if shared is not None else root.parent / "shared"
+    data = root / "evals" / "datasets"
+    names = {r["near"] for r in read_rows(data / "press-tune.jsonl")}
+    names |= set((data / "press-tune-distractors.txt").read_text().split())
+    return tuple(sh / "corpus" / "wh-briefings" / n for n in sorted(names))
+
+
 def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tuple[DatasetSpec, ...]:
     """SQuAD v1.1 and v2.0 dev-shared (open corpus), press-dev over the seed and us-gov-cyber, the
-    same with every first question asked after another, and press-dev again with 2,000 White
-    House releases added as distractors."""
+    same with every first question asked after another, press-dev again with 2,000 White House
+    releases added as distractors, and the held-out unanswerable questions over press-tune's
+    corpus (how often the shipped default declines unanswerable questions it was not fitted on)."""
     sh = shared if shared is not None else root.parent / "shared"
     press_corpus = (root / "corpus", sh / "corpus" / "us-gov-cyber")
     return (
@@ -48,6 +61,11 @@ def standard_suite(root: Path = PROJECT_ROOT, shared: Path | None = None) -> tup
             "press-dev-distractors",
             root / "evals" / "datasets" / "press-dev.jsonl",
             press_corpus + distractors(root, sh),
+        ),
+        DatasetSpec(
+            "press-unanswerable",
+            root / "evals" / "datasets" / "press-unanswerable.jsonl",
+            tuning_corpus(root, sh),
         ),
     )
 

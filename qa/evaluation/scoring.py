@@ -68,13 +68,14 @@ class AbstentionMetrics:
 class UserMetrics:
     """The system as a user sees it, at its own threshold: a decline on an answerable question is a
     miss. Over answerable questions: F1 (0 when declined), the quote holds a gold answer, the gold
-    release is cited, declined; over unanswerable ones: declined."""
+    release is cited, declined; over unanswerable ones: declined. A set of one kind leaves the
+    other's figures None (a held-out set of unanswerable questions has only the last)."""
 
     n_answerable: int
-    f1: float
-    quote_holds_gold: float
-    right_release: float
-    answerable_declined: float
+    f1: float | None
+    quote_holds_gold: float | None
+    right_release: float | None
+    answerable_declined: float | None
     unanswerable_declined: float | None
 
 
@@ -222,19 +223,19 @@ def abstention_metrics(scored: Sequence[ScoredPrediction]) -> AbstentionMetrics:
 def as_users_see(scored: Sequence[ScoredPrediction]) -> UserMetrics | None:
     ans = [s for s in scored if s.item.answerable]
     un = [s for s in scored if not s.item.answerable]
-    if not ans:
+    if not scored:
         return None
 
-    def share(rows: Sequence[ScoredPrediction], ok: Callable[[ScoredPrediction], bool]) -> float:
-        return sum(ok(s) for s in rows) / len(rows)
+    def share(rows: Sequence[ScoredPrediction], ok: Callable[[ScoredPrediction], bool]) -> float | None:
+        return sum(ok(s) for s in rows) / len(rows) if rows else None
 
     return UserMetrics(
         n_answerable=len(ans),
-        f1=sum(0.0 if s.pred.declined else s.f1 for s in ans) / len(ans),
+        f1=sum(0.0 if s.pred.declined else s.f1 for s in ans) / len(ans) if ans else None,
         quote_holds_gold=share(ans, lambda s: not s.pred.declined and s.holds_gold),
         right_release=share(ans, lambda s: not s.pred.declined and s.cites_gold),
         answerable_declined=share(ans, lambda s: s.pred.declined),
-        unanswerable_declined=share(un, lambda s: s.pred.declined) if un else None,
+        unanswerable_declined=share(un, lambda s: s.pred.declined),
     )
 
 

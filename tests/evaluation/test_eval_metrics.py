@@ -439,3 +439,8 @@ def test_as_users_see_it_counts_a_decline_as_a_miss() -> None:
     assert u.f1 == pytest.approx((1.0 + 0.0 + 0.5 + 1.0) / 4)
     assert u.quote_holds_gold == pytest.approx(0.5) and u.right_release == pytest.approx(0.5)
     assert u.answerable_declined == pytest.approx(0.25) and u.unanswerable_declined == pytest.approx(0.5)
+    only_unanswerable = as_users_see(rows[4:])  # a held-out set of unanswerable questions
+    assert only_unanswerable is not None and only_unanswerable.n_answerable == 0
+    assert only_unanswerable.f1 is None and only_unanswerable.answerable_declined is None
+    assert only_unanswerable.unanswerable_declined == pytest.approx(0.5)
+    assert as_users_see([]) is None

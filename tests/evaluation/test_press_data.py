@@ -17,7 +17,7 @@ def test_every_row_holds_on_the_text_the_library_reads() -> None:
 
 
 def test_the_data_has_the_promised_shape() -> None:
-    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    train, tune, _ = (pd.read_rows(f) for f in pd.dataset_files())
     assert len(train) >= 900 and len(tune) >= 300
     rows = train + tune
     assert len({r["near"] for r in rows}) >= 400
@@ -50,7 +50,9 @@ def test_the_checker_catches_bad_rows() -> None:
 
 
 def test_the_split_rule_holds_for_every_row_and_keeps_round_4_in_train() -> None:
-    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    train, tune, out = (pd.read_rows(f) for f in pd.dataset_files())
+    assert all(pd.held_out(r["id"]) for r in out)
+    assert not [r["id"] for r in train + tune if pd.held_out(r["id"])]
     roots = pd.root_near(train + tune)
     assert not [r["id"] for r in train if pd.goes_to_tune(r["id"], roots[r["id"]])]
     assert not [r["id"] for r in tune if not pd.goes_to_tune(r["id"], roots[r["id"]])]
@@ -62,7 +64,18 @@ def test_the_split_rule_holds_for_every_row_and_keeps_round_4_in_train() -> None
 
 
 def test_the_tuning_corpus_is_rounds_1_to_3_of_press_train() -> None:
-    train, tune = (pd.read_rows(f) for f in pd.dataset_files())
+    train, tune, _ = (pd.read_rows(f) for f in pd.dataset_files())
     listed = (pd.DATASETS / "press-tune-distractors.txt").read_text().split()
     assert listed == sorted({r["near"] for r in train if pd.part_of(r["id"]) < pd.TRAIN_ONLY_FROM})
     assert len(listed) == 977 and not set(listed) & {r["near"] for r in tune}
+
+
+def test_the_held_out_unanswerable_questions_ask_of_press_tunes_releases() -> None:
+    """Round 7: unanswerable questions, one per press-tune release, none asked before there, so
+    the tuning corpus answers for them and nothing was fitted on them."""
+    _, tune, out = (pd.read_rows(f) for f in pd.dataset_files())
+    assert len(out) >= 300 and len({r["near"] for r in out}) == len(out)
+    assert all(r["type"] == "unanswerable" and r["followup_of"] is None for r in out)
+    assert {r["near"] for r in out} <= {r["near"] for r in tune}
+    asked = {" ".join(r["question"].lower().split()) for r in tune}
+    assert not [r["id"] for r in out if " ".join(r["question"].lower().split()) in asked]
