@@ -71,7 +71,9 @@ train-reader: $(STAMP)
 	$(VENV)/bin/release-qa mine-negatives --questions 87599
 	# press-train newer than its mined passages (a new round of data): mine it again
 	test checkpoints/press-negatives.jsonl -nt evals/datasets/press-train.jsonl || $(VENV)/bin/release-qa mine-press
-	$(VENV)/bin/release-qa train-open-reader --resume $(READER_SCHEDULE) \
+	# each mined passage's header (its release's title and date): the shipped reader reads them
+	test checkpoints/headers.json -nt checkpoints/press-negatives.jsonl || $(VENV)/bin/release-qa mine-headers
+	$(VENV)/bin/release-qa train-open-reader --resume $(READER_SCHEDULE) --headers checkpoints/headers.json \
 		--press evals/datasets/press-train.jsonl --press-negatives checkpoints/press-negatives.jsonl $(TRAIN_ARGS)
 
 # issue 16: a 3-layer student distilled from the shipped reader (its teacher and its starting layers),

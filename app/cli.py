@@ -212,6 +212,18 @@ def cmd_mine_press(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mine_headers(args: argparse.Namespace) -> int:
+    from qa.training.headers import cached_index_roots, index_headers, squad_headers, write_headers
+
+    caches = args.cache or ["checkpoints/negatives-index", "checkpoints/press-index"]
+    roots = [r for c in caches for r in cached_index_roots(c)]
+    if not roots:
+        raise SystemExit(f"no index under {caches!r}: run mine-negatives and mine-press first")
+    n = write_headers([squad_headers(args.data), *(index_headers(r) for r in roots)], args.out)
+    print(f"wrote the headers of {n:,} passages ({len(roots)} indexes) into {args.out}")
+    return 0
+
+
 def cmd_train_open_reader(args: argparse.Namespace) -> int:
     from qa.training.shared_norm import train
 
@@ -249,6 +261,7 @@ def open_reader_config(args: argparse.Namespace) -> SharedNormConfig:
         temperature=args.temperature,
         press_every=args.press_every,
         freeze_word_embeddings=args.freeze_word_embeddings,
+        headers=args.headers,
     )
 
 
@@ -596,6 +609,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_mine_press)
 
     p = sub.add_parser(
+        "mine-headers", help="each mined passage's header (its release's title and date) for --headers"
+    )
+    p.add_argument("--data", default=str(DEFAULT_TRAIN), help="SQuAD v1.1 train JSON (its article titles)")
+    p.add_argument(
+        "--cache",
+        action="append",
+        help="an index cache the mining built (default: checkpoints/negatives-index and press-index)",
+    )
+    p.add_argument("--out", default="checkpoints/headers.json")
+    p.set_defaults(func=cmd_mine_headers)
+
+    p = sub.add_parser(
         "train-open-reader",
         help="train the reader on gold + retrieved passages under one normalisation (resumable)",
     )
@@ -646,6 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=2.0, help="softens both distributions")
     p.add_argument(
         "--freeze-word-embeddings", action="store_true", help="keep the base's word embeddings (a student)"
+    )
+    p.add_argument(
+        "--headers", help="read each passage under its release's title and date (mine-headers' JSON)"
     )
     p.set_defaults(func=cmd_train_open_reader)
 

@@ -127,19 +127,14 @@ def test_cli_index_and_ask_json(model_index: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no index at" in missing.stderr
 
 
-WRONG_SPAN = pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-04 with stage 3 (a GPU) and stage 4 (blended, int8), 2026-12-05 with stages 10, 13, 16 and 17: it answers, but "
-    "quotes 'ASEAN' (of 'five ASEAN Dialogue Partners') for the partners, the list itself its next best; "
-    "this mark goes when it gets them",
-)
 SEED_QUESTIONS = [
     ("Who chaired the ASEAN Ministerial Conference on Cybersecurity in 2017?", "Yaacob Ibrahim"),
     ("Where was the 2017 ASEAN Ministerial Conference on Cybersecurity held?", "St. Regis Singapore"),
-    pytest.param(
+    # quoted as "ASEAN" (of "five ASEAN Dialogue Partners") by every reader before the one that
+    # reads its passages under the release's title (2026-12-06, session 25): an xfail until then
+    (
         "Which dialogue partners took part in the Special Session of the 2017 AMCC?",
         "Australia, China, Japan, New Zealand and the United States",
-        marks=WRONG_SPAN,
     ),
     ("Where will the third edition of the AMCC be held?", "Singapore"),
 ]

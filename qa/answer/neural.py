@@ -12,6 +12,7 @@ with the decline threshold and the confident level chosen by the rule in
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import logging
 import math
@@ -33,6 +34,7 @@ from qa.answer.span_reader import (
     ReadSpan,
     SpanReader,
     SpanReaderSettings,
+    header_text,
 )
 from qa.index import Index, sentence_key, vector_id
 from qa.text import content_words
@@ -260,11 +262,19 @@ class NeuralAnswerer:
         if not top:
             return []
         reading = question if context is None else f"{context} {question}"
+        heads = [
+            header_text(h.release.title, h.release.date) if self.reader.reads_headers else "" for h in top
+        ]
         per_text = self.reader.read_spans(
             reading,
-            [h.passage.text for h in top],
-            [[s.start - h.passage.start for s in h.passage.sentences] for h in top],
+            [hd + h.passage.text for hd, h in zip(heads, top, strict=True)],
+            [
+                ([0] if hd else []) + [len(hd) + s.start - h.passage.start for s in h.passage.sentences]
+                for hd, h in zip(heads, top, strict=True)
+            ],
         )
+        if any(heads):
+            per_text = [_unheaded(spans, len(hd)) for hd, spans in zip(heads, per_text, strict=True)]
         sent_prob: dict[tuple[str, int], float] = {}
         if self.calibration.uses("sentence_logit"):  # the feature answerer costs ~2x the reader
             sent_prob = {
@@ -342,6 +352,12 @@ class NeuralAnswerer:
             )
             for i, r in enumerate(rows)
         ]
+
+
+def _unheaded(spans: Sequence[ReadSpan], n: int) -> list[ReadSpan]:
+    """The spans of a text read under an ``n``-character header, in the text's own offsets (none
+    from the header itself)."""
+    return [dataclasses.replace(sp, start=sp.start - n, end=sp.end - n) for sp in spans if sp.start >= n]
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,9 @@ class SharedNormConfig:
     reader already does on SQuAD while press groups learn from their gold alone (learning without
     forgetting, Li and Hoiem 2017): distilling every group halved stage 4's press gain."""
     temperature: float = 2.0
+    headers: str | None = None
+    """A JSON map of passage text -> header (``qa.answer.span_reader.header_text``: the release's title
+    and date) read before each passage, as the answerer does for a reader trained so."""
     freeze_word_embeddings: bool = False
     """Keep the word embeddings the run starts from fixed (a student keeps its teacher's): a third
     of a 3-layer student's weights not learned, and shipped as the teacher's own."""
@@ -161,11 +164,18 @@ def _answer_tokens(
     return (s, e) if s <= e else None
 
 
-def featurize(tokenizer: Any, group: Group, cfg: SharedNormConfig) -> list[Window]:
+def featurize(
+    tokenizer: Any, group: Group, cfg: SharedNormConfig, heads: dict[str, str] | None = None
+) -> list[Window]:
     """The group's windows: the gold passage's (with the answer's tokens where it lies inside),
     then each negative's; a no-answer group targets every window's [CLS]."""
     q = tokenizer.convert_tokens_to_string(tokenizer.tokenize(group.question)[: cfg.max_question_tokens])
     texts = ([group.gold] if group.gold is not None else []) + list(group.negatives)
+    shift = 0
+    if heads:
+        if group.gold is not None:
+            shift = len(heads.get(group.gold, ""))
+        texts = [heads.get(t, "") + t for t in texts]
     enc = windows(tokenizer, [q] * len(texts), texts, cfg.max_length, cfg.stride)
     out: list[Window] = []
     per_text: dict[int, int] = {}
@@ -177,8 +187,8 @@ def featurize(tokenizer: Any, group: Group, cfg: SharedNormConfig) -> list[Windo
             pos = _answer_tokens(
                 enc["offset_mapping"][w],
                 enc.sequence_ids(w),
-                group.answer_start,
-                group.answer_start + len(group.answer),
+                shift + group.answer_start,
+                shift + group.answer_start + len(group.answer),
             )
             if pos is not None:
                 win.targets.append(pos)
@@ -346,6 +356,9 @@ class Streams:
             self.squad.append(e)
         self.mined = mined
         self.drop = random.Random(cfg.seed + 1)
+        self.heads: dict[str, str] | None = None
+        if cfg.headers is not None:
+            self.heads = json.loads(Path(cfg.headers).read_text(encoding="utf-8"))
         self.press: list[Group] = []
         if cfg.press is not None and cfg.press_negatives is not None:
             self.press = press_groups(cfg.press, cfg.press_negatives)
@@ -439,7 +452,7 @@ def batches(
         press: list[bool] = []
         while len(groups) < cfg.groups_per_batch:
             before = at["press"]
-            g = featurize(tokenizer, streams.take(at), cfg)
+            g = featurize(tokenizer, streams.take(at), cfg, streams.heads)
             if g:
                 groups.append(list(range(len(wins), len(wins) + len(g))))
                 press.append(at["press"] != before)
@@ -782,6 +795,7 @@ COMMAND_FLAGS = (
     ("target_windows", "--target-windows"),
     ("precision", "--precision"),
     ("seed", "--seed"),
+    ("headers", "--headers"),
 )
 """The settings a model card's command shows, in this order (the rest are paths, defaults and a
 session's time budget: the card's "Seen" line says where a run stopped)."""

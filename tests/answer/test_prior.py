@@ -100,6 +100,7 @@ def test_the_neural_answerer_feeds_the_prior_to_its_calibration() -> None:
 
     class Reader:  # the first four characters of every sentence, all scored alike
         path = Path("/nonexistent")
+        reads_headers = False
 
         def read_spans(self, question, texts, sentence_starts=None):  # type: ignore[no-untyped-def]
             return [[ReadSpan(a, a + 4, 1.0, 0.0, 0.1) for a in starts] for starts in sentence_starts]

@@ -4,6 +4,7 @@ The shipped model itself is exercised in test_model.py (end to end) and here whe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -88,6 +89,8 @@ def test_calibration_round_trips(tmp_path: Path) -> None:
 class FakeReader:
     """Picks the first occurrence of a fixed word in each text, with a fixed score."""
 
+    reads_headers = False
+
     def __init__(self, word: str, score: float):
         self.word, self.score, self.path = word, score, Path("/nonexistent")
 
@@ -125,6 +128,46 @@ def test_neural_answer_quotes_the_release_and_cites_its_sentence(word: str) -> N
     assert out.sentence == rel.text[out.sentence_start : out.sentence_end]
     assert out.sentence_start <= out.citation.start < out.citation.end <= out.sentence_end
     assert out.score == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+def test_a_reader_trained_with_headers_reads_them_and_never_quotes_them() -> None:
+    """The header (title and date) is read before each passage; a span in it is dropped, and the
+    quote's offsets are the release's own."""
+    from qa.answer.span_reader import header_text
+
+    index, emb = _index()
+    seen: list[str] = []
+
+    class HeadedReader(FakeReader):
+        reads_headers = True
+
+        def read_spans(self, question, texts, sentence_starts=None):  # type: ignore[no-untyped-def]
+            seen.extend(texts)
+            return super().read_spans(question, texts, sentence_starts)
+
+    cal = Calibration((1.0,) + (0.0,) * (len(CALIBRATION_FEATURES) - 1), 0.0, 0.5)
+    a = Assistant(index, emb, reader="features")
+    a.answerer = NeuralAnswerer(index, reader=HeadedReader("Geneva", 3.0), calibration=cal)  # type: ignore[arg-type]
+    out = a.ask("Where did the ministers meet?")
+    assert seen and all(t.startswith(header_text("Ministers meet", None)) for t in seen)
+    assert out.text == "Geneva" and out.citation is not None
+    assert index.releases[out.citation.release_id].text[out.citation.start : out.citation.end] == "Geneva"
+    a.answerer = NeuralAnswerer(index, reader=HeadedReader("Ministers", 3.0), calibration=cal)  # type: ignore[arg-type]
+    assert a.ask("Who met?").text is None  # its one span is the header's "Ministers": dropped
+
+
+def test_header_text_and_whether_a_reader_reads_it(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from qa.answer.span_reader import HEADER_WORDS, header_text, reads_headers
+
+    assert header_text("Pulaski Day", dt.date(2023, 10, 11)) == "Pulaski Day (October 11, 2023).\n"
+    assert header_text(" ".join(["w"] * 50), None).count("w") == HEADER_WORDS
+    assert not reads_headers(tmp_path)
+    (tmp_path / "training.json").write_text(json.dumps({"config": {"headers": None}}))
+    assert not reads_headers(tmp_path)
+    (tmp_path / "training.json").write_text(json.dumps({"config": {"headers": "heads.json"}}))
+    assert reads_headers(tmp_path)
 
 
 def test_neural_answer_declines_below_its_threshold() -> None:

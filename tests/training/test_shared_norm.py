@@ -73,6 +73,23 @@ def test_the_group_targets_the_answer_in_the_gold_window_only(tokenizer) -> None
     assert not wins[1].targets and not wins[2].targets
 
 
+def test_headers_are_read_before_each_passage_and_the_target_follows(tokenizer) -> None:  # type: ignore[no-untyped-def]
+    """A run trained with headers reads each passage under its release's title and date, as the
+    answerer will; the answer's tokens are still the target."""
+    from qa.answer.span_reader import header_text
+
+    gold = "The summit was chaired by Minister Berg."
+    neg = "The Lima summit was chaired by Minister Soto."
+    g = Group("q", "Who chaired the Oslo summit?", gold, gold.index("Minister Berg"), "Minister Berg", (neg,))
+    heads = {gold: header_text("Oslo summit ends", None), neg: header_text("Lima summit", None)}
+    wins = featurize(tokenizer, g, _cfg(), heads)
+    ((s, e),) = wins[0].targets
+    assert tokenizer.decode(wins[0].input_ids[s : e + 1]) == "minister berg"
+    assert "oslo summit ends." in tokenizer.decode(wins[0].input_ids)
+    assert "lima summit." in tokenizer.decode(wins[1].input_ids)
+    assert featurize(tokenizer, g, _cfg(), {})[0].input_ids == featurize(tokenizer, g, _cfg())[0].input_ids
+
+
 def test_a_group_without_the_gold_targets_no_answer(tokenizer) -> None:  # type: ignore[no-untyped-def]
     g = Group("q", "Who chaired the Oslo summit?", None, -1, "", ("Lima hosted it.", "Rome hosted the next."))
     wins = featurize(tokenizer, g, _cfg())
@@ -250,6 +267,8 @@ def test_only_squad_groups_learn_from_the_teacher_when_asked() -> None:
 
 def test_a_batch_says_which_of_its_groups_are_press_groups(tokenizer) -> None:  # type: ignore[no-untyped-def]
     class Alternating:  # every third group from the press stream, as Streams.take does with press_every 3
+        heads = None
+
         def take(self, state: dict[str, int]) -> Group:
             k = state["groups"]
             state["groups"] = k + 1
