@@ -9,16 +9,15 @@ header) beside the mined rows; ``train-open-reader --headers`` reads it.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from qa.answer.span_reader import header_text
 from qa.index.snapshot import resolve_snapshot
 from qa.index.store import Store
+from qa.training.reader import squad_json
 
 
 def index_headers(index_root: Path) -> dict[str, str]:
@@ -37,12 +36,8 @@ def index_headers(index_root: Path) -> dict[str, str]:
 
 def squad_headers(path: str | os.PathLike[str]) -> dict[str, str]:
     """Each SQuAD paragraph with its article's title, as the evals title the article's release."""
-    p = Path(path)
-    opener: Any = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8") as f:
-        data = json.load(f)
     out: dict[str, str] = {}
-    for art in data["data"]:
+    for art in squad_json(path)["data"]:
         head = header_text(str(art.get("title", "article")).replace("_", " "), None)
         for para in art["paragraphs"]:
             out.setdefault(para["context"], head)

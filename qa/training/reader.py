@@ -78,11 +78,17 @@ class SquadExample:
     answer_start: int  # of the first answer; -1 when there is none
 
 
-def read_squad(path: str | os.PathLike[str]) -> list[SquadExample]:
+def squad_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A SQuAD file's JSON (``.json`` or ``.json.gz``)."""
     p = Path(path)
     opener: Any = gzip.open if p.suffix == ".gz" else open
     with opener(p, "rt", encoding="utf-8") as f:
-        data = json.load(f)
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
+def read_squad(path: str | os.PathLike[str]) -> list[SquadExample]:
+    data = squad_json(path)
     out: list[SquadExample] = []
     for art in data["data"]:
         for para in art["paragraphs"]:
