@@ -11,11 +11,14 @@ from qa import ChunkerSettings, HashingEmbedder, Index, read_releases
 from qa.assistant import Assistant, resolve_rerank
 from qa.evaluation.data import EvalItem, EvalSet
 from qa.index import sentence_key, vector_id
+from qa.ingest.releases import make_release
 from qa.retrieval.rerank import (
     ABSENT,
     RERANK_FEATURES,
     Evidence,
     Reranker,
+    month_agreement,
+    month_names,
     rerank_features,
     reranker_available,
 )
@@ -95,10 +98,45 @@ def test_features_say_what_retrieval_knows(index: Index, embedder: HashingEmbedd
     assert col["sentence_gap"].max() == 0.0 and col["passage_gap"].max() == pytest.approx(0.0)
     for k, h in enumerate(fused):  # the question names 2021: alpha's year
         assert col["year"][k] == (1.0 if h.release.date is not None and h.release.date.year == 2021 else -1.0)
+        assert col["month"][k] == 0.0  # it names no month
         assert col["release_passages"][k] == sum(g.release.id == h.release.id for g in fused)
         ids = np.array([vector_id(sentence_key(s)) for s in h.passage.sentences], dtype=np.int64)
         best = float((index.sentence_vectors.reconstruct_batch(ids) @ vec[0]).max())
         assert col["sentence_cos"][k] == pytest.approx(best, abs=1e-5)
+
+
+def test_month_names_read_dates_not_the_verb() -> None:
+    assert month_names("What did the July 2022 Fly Formula announcement say?") == {(7, 2022)}
+    assert month_names("Who spoke on December 5th, 2025, and in mid-June 2024?") == {(12, 2025), (6, 2024)}
+    assert month_names("What changed in May?") == {(5, None)}
+    assert month_names("May the agency fund it in 2021?") == set()  # the verb, and a bare year
+    assert month_names("Who chaired the meeting in Geneva in 2021?") == set()
+
+
+def test_month_agreement_needs_a_date() -> None:
+    dated = make_release("Text.", path="a.md", date="2022-07-14")
+    undated = make_release("Text.", path="b.md")
+    assert month_agreement({(7, 2022)}, dated) == 1.0
+    assert month_agreement({(7, None)}, dated) == 1.0
+    assert month_agreement({(7, 2021), (8, None)}, dated) == -1.0
+    assert month_agreement(set(), dated) == 0.0
+    assert month_agreement({(7, 2022)}, undated) == 0.0
+
+
+def test_the_month_feature_compares_the_release_date(index: Index, embedder: HashingEmbedder) -> None:
+    r = Retriever(index, embedder, k=3)
+    q = "Who chaired the ransomware meeting held in October 2021?"
+    vec = r.encode([q])
+    fused = r.search_encoded([q], vec, k=6)[0]
+    dated = [h for h in fused if h.release.date is not None]
+    assert {h.release.date.month for h in dated} >= {10, 5}  # alpha (October 2021) and another month
+    fused_ids = [(vector_id(h.passage.id), h.score) for h in fused]
+    ev = Retriever.evidence(q, vec[0], fused_ids, [], [])
+    x = rerank_features(index, ev, index.passages.get_many({f for f, _ in fused_ids}))
+    month = x[:, RERANK_FEATURES.index("month")]
+    for k, h in enumerate(fused):
+        d = h.release.date
+        assert month[k] == (0.0 if d is None else 1.0 if (d.year, d.month) == (2021, 10) else -1.0)
 
 
 def _ranked_set(index: Index) -> EvalSet:
