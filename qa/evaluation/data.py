@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from qa.ingest.releases import make_release, read_releases
 from qa.types import Release
@@ -93,10 +94,16 @@ def wh_type(question: str) -> str:
 # ---------------------------------------------------------------- SQuAD
 
 
-def _read_json(path: Path) -> object:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return json.load(f)
+def squad_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A SQuAD file's JSON (``.json`` or ``.json.gz``), checked for its top-level ``data`` list:
+    the one reader of SQuAD files for the evals and for training."""
+    p = Path(path)
+    opener: Any = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rt", encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ValueError(f"{p}: not SQuAD JSON (no top-level 'data' list)")
+    return data
 
 
 def _clean(text: str) -> str:
@@ -107,9 +114,7 @@ def _clean(text: str) -> str:
 def load_squad(path: str | os.PathLike[str], name: str | None = None) -> EvalSet:
     """One release per article (paragraphs joined with blank lines), one item per question."""
     p = Path(path)
-    data = _read_json(p)
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ValueError(f"{p}: not SQuAD JSON (no top-level 'data' list)")
+    data = squad_json(p)
     releases: list[Release] = []
     items: list[EvalItem] = []
     for art in data["data"]:

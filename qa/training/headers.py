@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from qa.answer.span_reader import header_text
+from qa.evaluation.data import squad_json
 from qa.index.snapshot import resolve_snapshot
 from qa.index.store import Store
-from qa.training.reader import squad_json
 
 
 def index_headers(index_root: Path) -> dict[str, str]:

@@ -10,7 +10,6 @@ Never trains on the dev sets that the eval reports.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import math
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from qa.answer.span_reader import best_span_in_window, windows
+from qa.evaluation.data import squad_json
 from qa.index.snapshot import fsync_path
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,6 @@ class SquadExample:
     context: str
     answers: tuple[str, ...]
     answer_start: int  # of the first answer; -1 when there is none
-
-
-def squad_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A SQuAD file's JSON (``.json`` or ``.json.gz``)."""
-    p = Path(path)
-    opener: Any = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rt", encoding="utf-8") as f:
-        data: dict[str, Any] = json.load(f)
-    return data
 
 
 def read_squad(path: str | os.PathLike[str]) -> list[SquadExample]:
