@@ -17,6 +17,23 @@ STOPWORDS = frozenset(
 )
 WORD = re.compile(r"[A-Za-z0-9]+(?:[.'’-][A-Za-z0-9]+)*")
 """A word: letters and digits, joined by inner dots, apostrophes or hyphens ("U.S.", "COVID-19")."""
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+"""English month names, January first: what headers print and questions are read for, whatever
+the process's locale (``strftime("%B")`` follows it)."""
+
 TITLE_WORDS = 32
 """How much of a release's title the passage views carry."""
 

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from qa.text import MONTHS
+
 logger = logging.getLogger(__name__)
 
 READER_PATH = Path(__file__).parents[1] / "models" / "reader"
@@ -176,7 +178,7 @@ def header_text(title: str, date: dt.date | None) -> str:
     best guesses gained on SQuAD's tuning half and press-tune before any training). The span
     search never answers from it."""
     words = " ".join(title.split()[:HEADER_WORDS])
-    when = f" ({date:%B} {date.day}, {date.year})" if date else ""
+    when = f" ({MONTHS[date.month - 1]} {date.day}, {date.year})" if date else ""
     return f"{words}{when}.\n"
 
 

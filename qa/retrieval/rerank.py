@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from qa.index import Index, sentence_key, vector_id
-from qa.text import content_words
+from qa.text import MONTHS, content_words
 from qa.trees import TreeModel
 from qa.types import Passage, Release
 
@@ -70,23 +70,9 @@ ABSENT = 60
 RERANKER_PATH = Path(__file__).resolve().parent.parent / "models" / "reranker.json"
 
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-_MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
 _MONTH = re.compile(
     r"\b(?:(?P<before>in|on|of|since|during|until|from|by|late|early|mid)[\s-]+)?"
-    r"(?P<month>" + "|".join(m.capitalize() for m in _MONTHS) + r")"
+    r"(?P<month>" + "|".join(MONTHS) + r")"
     r"(?:\s+\d{1,2}(?:st|nd|rd|th)?\b,?)?(?:\s+(?P<year>(?:19|20)\d\d)\b)?"
 )
 
@@ -99,7 +85,7 @@ def month_names(question: str) -> set[tuple[int, int | None]]:
     for m in _MONTH.finditer(question):
         if m["year"] is None and m["before"] is None:
             continue
-        out.add((_MONTHS.index(m["month"].lower()) + 1, int(m["year"]) if m["year"] else None))
+        out.add((MONTHS.index(m["month"]) + 1, int(m["year"]) if m["year"] else None))
     return out
 
 
